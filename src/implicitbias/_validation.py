@@ -1,0 +1,230 @@
+"""Validation of arguments at the public boundary, in one place so that messages read alike.
+
+Every message names the function and the argument, states the expectation (with numbers), and
+says what was received: ``The 'y' argument of kernel_svm must be a vector of labels in {-1, +1};
+got values [0, 1] instead. Convert {0, 1} labels with y = 2*y - 1.``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from implicitbias._errors import InvalidArgumentError, InvalidArgumentTypeError
+
+__all__ = [
+    "fail",
+    "fail_type",
+    "as_float_array",
+    "as_pm1_labels",
+    "as_class_labels",
+    "as_kernel_matrix",
+    "check_same_length",
+    "check_positive",
+    "check_nonnegative",
+    "check_choice",
+    "check_int",
+    "describe",
+]
+
+
+def describe(x: Any) -> str:
+    """A short description of a received value, for error messages."""
+    try:
+        import torch
+
+        if isinstance(x, torch.Tensor):
+            return f"a torch.Tensor of shape {tuple(x.shape)} and dtype {x.dtype} on {x.device}"
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    if isinstance(x, np.ndarray):
+        return f"an array of shape {x.shape} and dtype {x.dtype}"
+    if isinstance(x, (list, tuple)):
+        return f"a {type(x).__name__} of length {len(x)}"
+    text = repr(x)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(x).__name__})"
+
+
+def _message(func: str, arg: str, expect: str, got: str, hint: str | None) -> str:
+    msg = f"The '{arg}' argument of {func} must be {expect}; got {got} instead."
+    if hint:
+        msg += " " + hint
+    return msg
+
+
+def fail(func: str, arg: str, expect: str, got: str, hint: str | None = None) -> InvalidArgumentError:
+    """Build (not raise) the standard ``ValueError`` for a bad argument value."""
+    return InvalidArgumentError(_message(func, arg, expect, got, hint))
+
+
+def fail_type(
+    func: str, arg: str, expect: str, got: Any, hint: str | None = None
+) -> InvalidArgumentTypeError:
+    """Build (not raise) the standard ``TypeError`` for an argument of the wrong type."""
+    return InvalidArgumentTypeError(_message(func, arg, expect, describe(got), hint))
+
+
+def _to_numpy(x: Any, func: str, arg: str) -> np.ndarray:
+    try:
+        import torch
+
+        if isinstance(x, torch.Tensor):
+            return x.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    if x is None:
+        raise fail_type(func, arg, "an array", x)
+    try:
+        out = np.asarray(x)
+    except Exception as exc:  # pragma: no cover - numpy rarely refuses
+        raise fail_type(func, arg, "an array", x) from exc
+    if out.dtype == object:
+        raise fail_type(func, arg, "a numeric array", x)
+    return out
+
+
+def as_float_array(
+    x: Any,
+    func: str,
+    arg: str,
+    *,
+    ndim: int | Sequence[int] | None = None,
+    allow_empty: bool = False,
+    dtype: Any = np.float64,
+) -> np.ndarray:
+    """Convert to a finite float array (float64 by default) of the given number of dimensions."""
+    a = _to_numpy(x, func, arg)
+    if a.dtype == bool or not (np.issubdtype(a.dtype, np.number)):
+        raise fail_type(func, arg, "a real numeric array", x)
+    if np.iscomplexobj(a):
+        raise fail_type(func, arg, "a real (not complex) array", x)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if a.ndim not in allowed:
+            want = " or ".join(f"{k}-dimensional" for k in allowed)
+            raise fail(func, arg, f"a {want} array", f"shape {a.shape}")
+    if not allow_empty and a.size == 0:
+        raise fail(func, arg, "a non-empty array", f"shape {a.shape}")
+    a = np.asarray(a, dtype=dtype)
+    if not np.all(np.isfinite(a)):
+        bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+        raise fail(func, arg, "finite (no NaN or inf)", f"{bad} non-finite entries")
+    return a
+
+
+def as_pm1_labels(y: Any, func: str, arg: str = "y", *, n: int | None = None) -> np.ndarray:
+    """Binary labels as a float64 vector with entries in {-1, +1}.
+
+    Labels in {0, 1} are *not* converted silently: the message says how to convert them.
+    """
+    a = as_float_array(y, func, arg, ndim=(1, 2))
+    if a.ndim == 2:
+        if a.shape[1] != 1:
+            raise fail(func, arg, "a vector of labels in {-1, +1}", f"shape {a.shape}")
+        a = a[:, 0]
+    values = np.unique(a)
+    if not np.all(np.isin(values, (-1.0, 1.0))):
+        shown = values[:6].tolist()
+        hint = None
+        if np.all(np.isin(values, (0.0, 1.0))):
+            hint = "Convert {0, 1} labels with y = 2*y - 1."
+        raise fail(func, arg, "a vector of labels in {-1, +1}", f"values {shown}", hint)
+    if n is not None and a.shape[0] != n:
+        raise fail(func, arg, f"of length {n} (one label per example)", f"length {a.shape[0]}")
+    return a
+
+
+def as_class_labels(
+    y: Any, func: str, arg: str = "y", *, n: int | None = None, n_classes: int | None = None
+) -> np.ndarray:
+    """Integer class labels in {0, ..., n_classes - 1} as an int64 vector."""
+    a = _to_numpy(y, func, arg)
+    if a.ndim != 1:
+        raise fail(func, arg, "a 1-dimensional vector of integer class labels", f"shape {a.shape}")
+    if a.size == 0:
+        raise fail(func, arg, "a non-empty vector", "an empty vector")
+    if not np.issubdtype(a.dtype, np.integer):
+        if np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+            a = a.astype(np.int64)
+        else:
+            raise fail(func, arg, "integer class labels", f"dtype {a.dtype}")
+    a = a.astype(np.int64)
+    if n is not None and a.shape[0] != n:
+        raise fail(func, arg, f"of length {n} (one label per example)", f"length {a.shape[0]}")
+    if a.min() < 0 or (n_classes is not None and a.max() >= n_classes):
+        top = "n_classes - 1" if n_classes is None else str(n_classes - 1)
+        raise fail(func, arg, f"labels in {{0, ..., {top}}}", f"range [{a.min()}, {a.max()}]")
+    return a
+
+
+def as_kernel_matrix(K: Any, func: str, arg: str = "K", *, rtol: float = 1e-8) -> np.ndarray:
+    """A finite, square, symmetric float64 matrix (symmetrized exactly before return)."""
+    a = as_float_array(K, func, arg, ndim=2)
+    if a.shape[0] != a.shape[1]:
+        raise fail(func, arg, "a square (n, n) kernel matrix", f"shape {a.shape}")
+    scale = max(float(np.max(np.abs(a))), 1e-300)
+    asym = float(np.max(np.abs(a - a.T)))
+    if asym > rtol * scale:
+        raise fail(
+            func,
+            arg,
+            "a symmetric kernel matrix",
+            f"max |K - K^T| = {asym:.3g} (relative {asym / scale:.3g})",
+        )
+    return 0.5 * (a + a.T)
+
+
+def check_same_length(func: str, **arrays: Any) -> int:
+    """All arrays share their first dimension; returns it."""
+    lengths = {name: len(a) for name, a in arrays.items()}
+    values = set(lengths.values())
+    if len(values) > 1:
+        listing = ", ".join(f"{k} has {v}" for k, v in lengths.items())
+        names = " and ".join(f"'{k}'" for k in lengths)
+        raise InvalidArgumentError(
+            f"The arguments {names} of {func} must have the same number of rows; {listing}."
+        )
+    return values.pop()
+
+
+def check_positive(x: Any, func: str, arg: str, *, allow_inf: bool = False) -> float:
+    """A finite (unless allowed) real number > 0."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise fail_type(func, arg, "a positive number", x)
+    v = float(x)
+    if not (v > 0) or (not allow_inf and not np.isfinite(v)):
+        raise fail(func, arg, "a positive finite number", repr(x))
+    return v
+
+
+def check_nonnegative(x: Any, func: str, arg: str) -> float:
+    """A finite real number >= 0."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise fail_type(func, arg, "a non-negative number", x)
+    v = float(x)
+    if not (v >= 0) or not np.isfinite(v):
+        raise fail(func, arg, "a non-negative finite number", repr(x))
+    return v
+
+
+def check_int(x: Any, func: str, arg: str, *, minimum: int | None = None) -> int:
+    """An integer (not a bool), optionally >= minimum."""
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
+        raise fail_type(func, arg, "an integer", x)
+    v = int(x)
+    if minimum is not None and v < minimum:
+        raise fail(func, arg, f"an integer >= {minimum}", repr(x))
+    return v
+
+
+def check_choice(x: Any, func: str, arg: str, choices: Iterable[Any]) -> Any:
+    """One of a fixed set of options."""
+    options = tuple(choices)
+    if x not in options:
+        listing = ", ".join(repr(c) for c in options)
+        raise fail(func, arg, f"one of {listing}", repr(x))
+    return x

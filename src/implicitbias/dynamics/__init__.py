@@ -1,0 +1,3 @@
+"""dynamics."""
+
+__all__: list[str] = []

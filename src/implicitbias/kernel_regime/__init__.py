@@ -1,0 +1,3 @@
+"""kernel_regime."""
+
+__all__: list[str] = []

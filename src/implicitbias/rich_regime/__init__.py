@@ -1,0 +1,3 @@
+"""rich_regime."""
+
+__all__: list[str] = []
