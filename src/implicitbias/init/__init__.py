@@ -1,3 +1,13 @@
-"""init."""
+"""Zero-output initializations and the initialization scale α."""
 
-__all__: list[str] = []
+from implicitbias.init.scale import check_zero_output, scale_init
+from implicitbias.init.symmetrize import Symmetrized, mirror_init, symmetrize, zero_last_layer
+
+__all__ = [
+    "Symmetrized",
+    "symmetrize",
+    "mirror_init",
+    "zero_last_layer",
+    "scale_init",
+    "check_zero_output",
+]

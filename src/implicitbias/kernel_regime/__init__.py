@@ -1,3 +1,7 @@
-"""kernel_regime."""
+"""Kernel regime: the empirical NTK and the kernel methods of the early phase (THEORY §2)."""
 
-__all__: list[str] = []
+from implicitbias.kernel_regime.ntk import empirical_ntk
+
+__all__ = [
+    "empirical_ntk",
+]

@@ -1,0 +1,95 @@
+"""Diagonal linear networks f(θ; x) = ⟨u^D − v^D, x⟩ (THEORY §4)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from implicitbias._validation import check_choice, check_int, check_positive
+
+__all__ = ["DiagonalNet"]
+
+
+class DiagonalNet(nn.Module):
+    r"""Depth-``D`` diagonal linear network, a ``D``-homogeneous model.
+
+    .. math::
+
+        f(\theta; x) = \langle u^{\odot D} - v^{\odot D}, x \rangle,
+        \qquad \theta = (u, v) \in \mathbb{R}^{2d}.
+
+    The effective linear predictor is ``w = u**D - v**D`` (property :attr:`w`). At the
+    initialization ``u = v`` the output is exactly zero.
+
+    Parameters
+    ----------
+    d : int
+        Input dimension.
+    depth : int, default 2
+        ``D``, the homogeneity degree.
+    alpha : float, default 1.0
+        Initialization scale.
+    alpha_mode : {"scale", "norm"}, default "scale"
+        ``"scale"``: ``u = v = alpha * 1`` (the paper's θ̄ = (1, 1) scaled by α).
+        ``"norm"``: ``u = v = alpha / sqrt(2 d) * 1``, so that ``‖θ‖₂ = alpha`` (the convention
+        of the paper's experiments, which quote the initial norm).
+    dtype, device :
+        Passed to the parameters (default: torch's default dtype, CPU).
+
+    Examples
+    --------
+    >>> import torch, implicitbias as ib
+    >>> net = ib.DiagonalNet(3, alpha=2.0, dtype=torch.float64)
+    >>> net(torch.ones(4, 3, dtype=torch.float64))
+    tensor([0., 0., 0., 0.], dtype=torch.float64, grad_fn=<MvBackward0>)
+    >>> net.degree
+    2
+
+    References
+    ----------
+    Lyu et al., Dichotomy of Early and Late Phase Implicit Biases Can Provably Induce Grokking,
+    ICLR 2024, arXiv:2311.18817, Section 3.1.
+    """
+
+    def __init__(
+        self,
+        d: int,
+        *,
+        depth: int = 2,
+        alpha: float = 1.0,
+        alpha_mode: str = "scale",
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        name = "DiagonalNet"
+        self.d = check_int(d, name, "d", minimum=1)
+        self.depth = check_int(depth, name, "depth", minimum=1)
+        alpha = check_positive(alpha, name, "alpha")
+        check_choice(alpha_mode, name, "alpha_mode", ("scale", "norm"))
+        value = alpha if alpha_mode == "scale" else alpha / math.sqrt(2 * self.d)
+        self.u = nn.Parameter(torch.full((self.d,), value, dtype=dtype, device=device))
+        self.v = nn.Parameter(torch.full((self.d,), value, dtype=dtype, device=device))
+
+    @property
+    def degree(self) -> int:
+        """The homogeneity degree ``D``."""
+        return self.depth
+
+    @property
+    def w(self) -> torch.Tensor:
+        """The effective linear predictor ``u**D - v**D``, shape ``(d,)``."""
+        return self.u**self.depth - self.v**self.depth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs ``X @ w``, shape ``(n,)``, for inputs of shape ``(n, d)``."""
+        if x.ndim != 2 or x.shape[-1] != self.d:
+            raise ValueError(
+                f"The input of DiagonalNet must have shape (n, {self.d}); got {tuple(x.shape)}."
+            )
+        return x @ self.w
+
+    def extra_repr(self) -> str:
+        return f"d={self.d}, depth={self.depth}"

@@ -1,0 +1,166 @@
+"""Symmetric matrix factorization W = UUᵀ − VVᵀ and its network view (THEORY §5)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from implicitbias._validation import check_choice, check_int, check_positive, fail
+
+__all__ = ["MatrixFactorization", "QuadraticNet"]
+
+
+class MatrixFactorization(nn.Module):
+    r"""Overparameterized symmetric factorization, 2-homogeneous in θ = (U, V).
+
+    .. math::
+
+        W(\theta) = U U^\top - V V^\top, \qquad f(\theta; (i, j)) = W_{ij},
+        \qquad U, V \in \mathbb{R}^{d \times d}.
+
+    Initialization ``U = V = alpha * I`` gives ``W = 0``.
+
+    Parameters
+    ----------
+    d : int
+        Matrix size.
+    alpha : float, default 1.0
+        Initialization scale (``U = V = alpha * I``).
+    dtype, device :
+        Passed to the parameters.
+
+    Examples
+    --------
+    >>> import torch, implicitbias as ib
+    >>> mf = ib.MatrixFactorization(4, alpha=10.0, dtype=torch.float64)
+    >>> mf(torch.tensor([[0, 1], [2, 2]]))
+    tensor([0., 0.], dtype=torch.float64, grad_fn=<SubBackward0>)
+    """
+
+    def __init__(
+        self,
+        d: int,
+        *,
+        alpha: float = 1.0,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        self.d = check_int(d, "MatrixFactorization", "d", minimum=1)
+        alpha = check_positive(alpha, "MatrixFactorization", "alpha")
+        eye = torch.eye(self.d, dtype=dtype, device=device)
+        self.U = nn.Parameter(alpha * eye.clone())
+        self.V = nn.Parameter(alpha * eye.clone())
+
+    @property
+    def degree(self) -> int:
+        """The homogeneity degree, 2."""
+        return 2
+
+    @property
+    def W(self) -> torch.Tensor:
+        """The matrix ``U Uᵀ − V Vᵀ``, shape ``(d, d)``."""
+        return self.U @ self.U.T - self.V @ self.V.T
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Entries ``W[i, j]`` for a LongTensor of index pairs of shape ``(n, 2)``; shape ``(n,)``.
+
+        Costs O(n d): rows are gathered, the d×d matrix is never formed.
+        """
+        if idx.dtype not in (torch.int64, torch.int32) or idx.ndim != 2 or idx.shape[-1] != 2:
+            raise fail(
+                "MatrixFactorization",
+                "idx",
+                "an integer tensor of (i, j) index pairs with shape (n, 2)",
+                f"dtype {idx.dtype} and shape {tuple(idx.shape)}",
+            )
+        i, j = idx[:, 0], idx[:, 1]
+        return (self.U[i] * self.U[j]).sum(-1) - (self.V[i] * self.V[j]).sum(-1)
+
+    def extra_repr(self) -> str:
+        return f"d={self.d}"
+
+
+class QuadraticNet(nn.Module):
+    r"""Two-layer network with quadratic activation and fixed ±1 output weights (2-homogeneous).
+
+    .. math::
+
+        f(\theta; x) = \lVert U^\top x \rVert^2 - \lVert V^\top x \rVert^2
+                     = x^\top (U U^\top - V V^\top) x,
+        \qquad U, V \in \mathbb{R}^{d \times m}.
+
+    Inputs of shape ``(n, 2, d)`` are read as pairs ``(x, x')`` and give the bilinear form
+    ``xᵀ (UUᵀ − VVᵀ) x'``; with ``x = e_i, x' = e_j`` this is matrix completion, the network
+    view of :class:`MatrixFactorization`.
+
+    Parameters
+    ----------
+    d : int
+        Input dimension.
+    width : int
+        Hidden width ``m`` of each branch.
+    init : {"symmetric", "identity"}, default "symmetric"
+        ``"symmetric"``: ``U = V`` with i.i.d. N(0, 1/m) entries (zero output);
+        ``"identity"``: ``U = V = I`` (needs ``width == d``).
+    alpha : float, default 1.0
+        Scale of the initialization.
+    seed : int, optional
+        Seed of the random initialization.
+    dtype, device :
+        Passed to the parameters.
+    """
+
+    def __init__(
+        self,
+        d: int,
+        width: int,
+        *,
+        init: str = "symmetric",
+        alpha: float = 1.0,
+        seed: int | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        name = "QuadraticNet"
+        self.d = check_int(d, name, "d", minimum=1)
+        self.width = check_int(width, name, "width", minimum=1)
+        check_choice(init, name, "init", ("symmetric", "identity"))
+        alpha = check_positive(alpha, name, "alpha")
+        if init == "identity":
+            if self.width != self.d:
+                raise fail(name, "width", f"equal to d = {self.d} for init='identity'", str(width))
+            base = torch.eye(self.d, dtype=dtype)
+        else:
+            gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+            base = torch.randn(self.d, self.width, generator=gen, dtype=dtype) / self.width**0.5
+        self.U = nn.Parameter((alpha * base).to(device))
+        self.V = nn.Parameter((alpha * base).clone().to(device))
+
+    @property
+    def degree(self) -> int:
+        """The homogeneity degree, 2."""
+        return 2
+
+    @property
+    def W(self) -> torch.Tensor:
+        """The matrix ``U Uᵀ − V Vᵀ``, shape ``(d, d)``."""
+        return self.U @ self.U.T - self.V @ self.V.T
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``xᵀWx`` for inputs ``(n, d)``, or ``xᵀWx'`` for pairs ``(n, 2, d)``; shape ``(n,)``."""
+        if x.shape[-1] != self.d or x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[1] != 2):
+            raise fail(
+                "QuadraticNet", "x", f"of shape (n, {self.d}) or (n, 2, {self.d})", str(tuple(x.shape))
+            )
+        if x.ndim == 2:
+            a = b = x
+        else:
+            a, b = x[:, 0], x[:, 1]
+        return ((a @ self.U) * (b @ self.U)).sum(-1) - ((a @ self.V) * (b @ self.V)).sum(-1)
+
+    def extra_repr(self) -> str:
+        return f"d={self.d}, width={self.width}"
+
+
