@@ -1,3 +1,26 @@
-"""dynamics."""
+"""Training dynamics: losses, fixed-step gradient descent, adaptive gradient flow, histories.
 
-__all__: list[str] = []
+``train`` runs full-batch GD (θ ← θ − η∇L_λ(θ)) or integrates the gradient flow
+dθ/dt = −∇L_λ(θ) with an adaptive Runge–Kutta pair, recording a :class:`History` on a
+(log-spaced by default) schedule of gradient-flow times.
+"""
+
+from implicitbias.dynamics.flow import INTEGRATORS
+from implicitbias.dynamics.history import STANDARD_COLUMNS, History
+from implicitbias.dynamics.losses import LOSSES, Loss, loss_function
+from implicitbias.dynamics.schedule import log_schedule
+from implicitbias.dynamics.trainer import METHODS, STATUSES, TrainResult, train
+
+__all__ = [
+    "train",
+    "TrainResult",
+    "History",
+    "log_schedule",
+    "loss_function",
+    "Loss",
+    "LOSSES",
+    "METHODS",
+    "INTEGRATORS",
+    "STATUSES",
+    "STANDARD_COLUMNS",
+]

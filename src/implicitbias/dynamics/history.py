@@ -1,0 +1,246 @@
+"""The record of a training run: one row per evaluation time, written incrementally to CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from implicitbias._validation import fail, fail_type
+
+__all__ = ["History", "STANDARD_COLUMNS"]
+
+#: Columns :func:`train` records, in order (``train_acc``/``normalized_margin`` for
+#: classification, ``train_mse`` for regression), before the user metrics.
+STANDARD_COLUMNS = (
+    "t",
+    "step",
+    "rescaled_time",
+    "grad_evals",
+    "train_loss",
+    "objective",
+    "train_acc",
+    "train_mse",
+    "theta_norm",
+    "normalized_margin",
+    "wall_time",
+)
+
+
+def _fmt(v: float) -> str:
+    # repr of a Python float is the shortest string that round-trips exactly.
+    return repr(float(v))
+
+
+class History:
+    r"""Columns of floats, one row per evaluation time of a training run.
+
+    Indexing by a column name returns a float64 numpy array: ``history["train_acc"]``.
+    The standard columns recorded by :func:`~implicitbias.dynamics.train` are
+
+    =====================  ==============================================================
+    column                 meaning
+    =====================  ==============================================================
+    ``t``                  gradient-flow time t (GD: t = η·step)
+    ``step``               steps-equivalent t/η
+    ``rescaled_time``      t·λ/log α; the early-to-late transition sits near 1
+    ``grad_evals``         gradient evaluations spent so far
+    ``train_loss``         unregularized mean loss (1/n) Σ ℓ(f(θ; x_i), y_i)
+    ``objective``          regularized L_λ(θ) = train_loss + (λ/2)‖θ‖²
+    ``train_acc``          training accuracy, f = 0 counts half (classification)
+    ``train_mse``          training mean squared error (regression, instead of train_acc)
+    ``theta_norm``         ‖θ‖₂
+    ``normalized_margin``  q_min/‖θ‖^L (classification only)
+    ``wall_time``          seconds since the start of training (excluding checkpoint I/O)
+    =====================  ==============================================================
+
+    followed by the keys of the user's ``metrics``.
+
+    Parameters
+    ----------
+    columns : sequence of str, optional
+        Column names, in order. Default: taken from the first appended row.
+    rows : iterable of mapping, optional
+        Initial rows.
+
+    Examples
+    --------
+    >>> from implicitbias.dynamics import History
+    >>> h = History()
+    >>> h.append({"t": 0.0, "train_loss": 0.69})
+    >>> h.append({"t": 1.0, "train_loss": 0.5})
+    >>> len(h), h["t"].tolist(), h.columns
+    (2, [0.0, 1.0], ['t', 'train_loss'])
+    """
+
+    def __init__(
+        self,
+        columns: Iterable[str] | None = None,
+        rows: Iterable[Mapping[str, float]] | None = None,
+    ) -> None:
+        self._columns: list[str] | None = None if columns is None else [str(c) for c in columns]
+        self._data: dict[str, list[float]] = {c: [] for c in (self._columns or [])}
+        for row in rows or ():
+            self.append(row)
+
+    # ------------------------------------------------------------------ building
+    def append(self, row: Mapping[str, float]) -> None:
+        """Add one row; its keys must be exactly the columns (set by the first row)."""
+        if self._columns is None:
+            self._columns = [str(k) for k in row]
+            self._data = {c: [] for c in self._columns}
+        if set(row) != set(self._columns):
+            missing = sorted(set(self._columns) - set(row))
+            extra = sorted(set(row) - set(self._columns))
+            raise fail(
+                "History.append",
+                "row",
+                f"a mapping with exactly the columns {self._columns}",
+                f"missing {missing} and extra {extra}",
+                "User metrics must return the same keys at every evaluation.",
+            )
+        for c in self._columns:
+            self._data[c].append(float(row[c]))
+
+    def truncate(self, length: int) -> None:
+        """Keep only the first ``length`` rows."""
+        for c in self._data:
+            del self._data[c][length:]
+
+    # ------------------------------------------------------------------ access
+    @property
+    def columns(self) -> list[str]:
+        """Column names, in order."""
+        return list(self._columns or [])
+
+    def __len__(self) -> int:
+        if not self._columns:
+            return 0
+        return len(self._data[self._columns[0]])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._data:
+            raise KeyError(f"History has no column {key!r}; its columns are {self.columns}.")
+        return np.asarray(self._data[key], dtype=np.float64)
+
+    def row(self, i: int) -> dict[str, float]:
+        """Row ``i`` as a dict (negative indices count from the end)."""
+        return {c: self._data[c][i] for c in self.columns}
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """All columns as ``{name: float64 array}``, in column order."""
+        return {c: self[c] for c in self.columns}
+
+    def to_lists(self) -> dict[str, list[float]]:
+        """All columns as ``{name: list of float}`` (plain Python, for checkpoints and JSON)."""
+        return {c: list(self._data[c]) for c in self.columns}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, History):
+            return NotImplemented
+        if self.columns != other.columns:
+            return False
+        return all(np.array_equal(self[c], other[c], equal_nan=True) for c in self.columns)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"History({len(self)} rows, columns={self.columns})"
+
+    # ------------------------------------------------------------------ files
+    def to_csv(self, path: str | os.PathLike[str]) -> None:
+        """Write a CSV with a header row; floats are written so that they round-trip exactly."""
+        with open(path, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(self.columns)
+            for i in range(len(self)):
+                writer.writerow([_fmt(self._data[c][i]) for c in self.columns])
+
+    @classmethod
+    def from_csv(cls, path: str | os.PathLike[str]) -> History:
+        """Read a CSV written by :meth:`to_csv` or incrementally by ``train``.
+
+        A last line cut short (a process killed while writing) is ignored.
+        """
+        with open(path, newline="") as fh:
+            reader = csv.reader(fh)
+            try:
+                header = next(reader)
+            except StopIteration:
+                return cls()
+            out = cls(columns=header)
+            for line in reader:
+                if len(line) != len(header):
+                    continue  # torn last line
+                try:
+                    values = [float(v) for v in line]
+                except ValueError:
+                    continue
+                out.append(dict(zip(header, values)))
+        return out
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The history as JSON ``{"columns": [...], "data": {name: [...]}}``; written to
+        ``path`` when given. NaN and inf are written as ``null``/strings-free JSON (``NaN``
+        becomes ``null``)."""
+        data = {
+            c: [None if not math.isfinite(v) else v for v in self._data[c]] for c in self.columns
+        }
+        text = json.dumps({"columns": self.columns, "data": data})
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike[str]) -> History:
+        """Read :meth:`to_json` output, from a path or a JSON string (``null`` reads as NaN)."""
+        text = str(source)
+        if not text.lstrip().startswith("{"):
+            text = Path(source).read_text()
+        obj: Any = json.loads(text)
+        if not isinstance(obj, dict) or "columns" not in obj or "data" not in obj:
+            raise fail_type("History.from_json", "source", "History JSON", source)
+        columns = obj["columns"]
+        out = cls(columns=columns)
+        n = len(obj["data"][columns[0]]) if columns else 0
+        for i in range(n):
+            out.append(
+                {c: (math.nan if obj["data"][c][i] is None else obj["data"][c][i]) for c in columns}
+            )
+        return out
+
+
+class _CSVWriter:
+    """Appends rows to a CSV, one flushed line per row, so a killed process leaves it readable."""
+
+    def __init__(self, path: Path, history: History) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if history.columns:
+            history.to_csv(path)  # header + the rows so far (a resumed run)
+        else:
+            path.write_text("")
+        self._fh = open(path, "a", newline="")  # noqa: SIM115 - closed in close()
+        self._writer = csv.writer(self._fh)
+        self._columns = history.columns
+        self._header_written = bool(self._columns)
+
+    def write(self, row: Mapping[str, float], columns: list[str]) -> None:
+        if not self._header_written:
+            self._writer.writerow(columns)
+            self._columns = columns
+            self._header_written = True
+        self._writer.writerow([_fmt(row[c]) for c in self._columns])
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
