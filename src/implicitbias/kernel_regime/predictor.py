@@ -1,0 +1,327 @@
+r"""The early-phase (kernel-regime) predictor of a model at its initialization (THEORY §2)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from implicitbias._errors import SolverError
+from implicitbias._validation import (
+    as_class_labels,
+    as_float_array,
+    as_pm1_labels,
+    check_choice,
+    describe,
+    fail,
+    fail_type,
+)
+from implicitbias.kernel_regime.ntk import empirical_ntk
+from implicitbias.models.homogeneous import Homogeneous
+
+__all__ = ["NTKPredictor", "ntk_predictor"]
+
+_TASKS = ("classification", "regression", "multiclass")
+
+
+@dataclass(frozen=True)
+class NTKPredictor:
+    r"""The kernel-regime predictor x ↦ ⟨φ(x), h*⟩ with φ(x) = ∇_θ f(θ̄; x) (THEORY §2).
+
+    ``h*`` is the minimum-norm solution of (K1) (binary classification), of its multiclass
+    version, or of (K2) (regression), written through the training features:
+    ``h* = Σ_i coef_i φ(x_i)`` (multiclass: ``Σ_{i,a} coef_{i,a} φ_a(x_i)``).
+
+    Attributes
+    ----------
+    task : {"classification", "regression", "multiclass"}
+        The problem that was solved.
+    coef : numpy.ndarray
+        Expansion coefficients of ``h*`` in the training features, shape ``(n,)``; for
+        multiclass shape ``(n, C)``. Classification: ``coef_i = a_i y_i`` from the SVM dual.
+    norm : float
+        ``‖h*‖ = sqrt(coefᵀ K coef)``. For (K1) at the optimum, ``‖h*‖ = 1/γ_ntk``.
+    margin : float or None
+        ``γ_ntk``, the margin of the *unit-norm* solution ``h*/‖h*‖`` on the training set:
+        ``min_i y_i ⟨φ(x_i), h*⟩ / ‖h*‖`` (multiclass: the smallest score gap to another class).
+        ``None`` for regression.
+    kernel : torch.Tensor
+        The NTK on the training inputs, ``(n, n)`` (multiclass: the full ``(n·C, n·C)`` kernel).
+    solution : object
+        The solver's own result record (``kernel_svm``, ``multiclass_kernel_svm`` or
+        ``kernel_regression``).
+    X_train : torch.Tensor
+        The training inputs (kept to form the cross kernel K(X_new, X_train)).
+    model : torch.nn.Module
+        A frozen copy of the model at the parameters where the NTK was taken.
+    method : str
+        The ``empirical_ntk`` route used for new kernels.
+    """
+
+    task: str
+    coef: np.ndarray
+    norm: float
+    margin: float | None
+    kernel: torch.Tensor
+    solution: Any
+    X_train: torch.Tensor
+    model: nn.Module = field(repr=False)
+    method: str = "auto"
+    chunk_size: int | None = None
+
+    @property
+    def num_outputs(self) -> int:
+        """``C`` for a multiclass predictor, else 1."""
+        return 1 if self.coef.ndim == 1 else int(self.coef.shape[1])
+
+    def cross_kernel(self, X_new: torch.Tensor) -> torch.Tensor:
+        """``K(X_new, X_train)``: shape ``(m, n)``, or ``(m·C, n·C)`` for multiclass."""
+        func = "NTKPredictor.decision_function"
+        h = self.model if isinstance(self.model, Homogeneous) else None
+        h = h or Homogeneous(self.model, degree=1, _skip_check=True)
+        X_new = h._prepare_input(X_new, func, "X_new")
+        if X_new.shape[1:] != self.X_train.shape[1:]:
+            raise fail(
+                func,
+                "X_new",
+                f"inputs of shape (m, {', '.join(map(str, self.X_train.shape[1:]))}) like the "
+                "training inputs",
+                describe(X_new),
+            )
+        return empirical_ntk(
+            self.model, X_new, self.X_train, method=self.method, chunk_size=self.chunk_size
+        )
+
+    def decision_function(self, X_new: torch.Tensor, *, normalized: bool = False) -> np.ndarray:
+        r"""``⟨φ(x), h*⟩`` for each row x of ``X_new`` (float64).
+
+        Parameters
+        ----------
+        X_new : torch.Tensor
+            Inputs, shape ``(m, ...)`` like the training inputs, on the model's device.
+        normalized : bool, default False
+            ``False``: the minimum-norm solution h* of (K1)/(K2), for which
+            ``y_i ⟨φ(x_i), h*⟩ ≥ 1`` (classification) or ``= y_i`` (regression).
+            ``True``: the unit-norm direction ``h*/‖h*‖`` (the paper's ``h*_ntk``; for
+            classification ``f(θ(T⁻); x)/Z(α) → ⟨φ(x), h*_ntk⟩``).
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(m,)``, or ``(m, C)`` scores for multiclass.
+        """
+        if not isinstance(normalized, bool):
+            raise fail_type("NTKPredictor.decision_function", "normalized", "a bool", normalized)
+        Kx = self.cross_kernel(X_new).detach().to("cpu", torch.float64).numpy()
+        if self.coef.ndim == 1:
+            values = Kx @ self.coef
+        else:
+            C = self.coef.shape[1]
+            values = (Kx @ self.coef.reshape(-1)).reshape(-1, C)
+        return values / self.norm if normalized else values
+
+    def predict(self, X_new: torch.Tensor) -> np.ndarray:
+        """Signs in {−1, 0, +1} (classification), class indices (multiclass) or values (regression)."""
+        values = self.decision_function(X_new)
+        if self.task == "classification":
+            return np.sign(values)
+        if self.task == "multiclass":
+            return np.argmax(values, axis=1)
+        return values
+
+
+def _multiclass_coef(solution: Any, y: np.ndarray, n: int, C: int) -> np.ndarray:
+    """Coefficients of h* in the features φ_a(x_i) from a multiclass SVM result."""
+    coef = getattr(solution, "coef", None)
+    if coef is not None:
+        return np.asarray(coef, dtype=np.float64).reshape(n, C)
+    mu = np.asarray(solution.dual, dtype=np.float64).reshape(n, C)
+    # h = Σ_{i, j ≠ y_i} μ_ij (φ_{y_i}(x_i) − φ_j(x_i))
+    mu = mu.copy()
+    mu[np.arange(n), y] = 0.0
+    out = -mu
+    out[np.arange(n), y] = mu.sum(axis=1)
+    return out
+
+
+def ntk_predictor(
+    model: nn.Module,
+    X: torch.Tensor,
+    y: Any,
+    *,
+    task: str = "classification",
+    method: str = "auto",
+    chunk_size: int | None = None,
+    solver_options: dict[str, Any] | None = None,
+) -> NTKPredictor:
+    r"""The early-phase predictor: the NTK max-margin or min-norm interpolating solution.
+
+    With NTK features φ(x) = ∇_θ f(θ̄; x) at the model's current parameters θ̄ (its
+    initialization), kernel K(x, x') = ⟨φ(x), φ(x')⟩, this solves
+
+    .. math::
+
+        \text{(K1)}\quad \min_h \tfrac12 \lVert h \rVert^2
+            \ \text{s.t.}\ y_i \langle \varphi(x_i), h \rangle \ge 1,
+        \qquad
+        \text{(K2)}\quad \min_h \tfrac12 \lVert h \rVert^2
+            \ \text{s.t.}\ \langle \varphi(x_i), h \rangle = y_i,
+
+    for ``task="classification"`` (a hard-margin kernel SVM without bias) and
+    ``task="regression"`` (ridgeless kernel regression, h* = Σ_i (K⁻¹y)_i φ(x_i)); for
+    ``task="multiclass"`` (a ``C``-output model, integer labels) the multiclass SVM
+    ``⟨φ_{y_i}(x_i) − φ_j(x_i), h⟩ ≥ 1`` for all j ≠ y_i on the full multi-output kernel.
+    Early in training, sign f(θ(t); x) = sign ⟨φ(x), h*⟩ (classification) and
+    f(θ(T⁻); x) → ⟨φ(x), h*⟩ (regression) (Lyu et al. 2024, Theorems 3.2 and 4.1).
+
+    ==============  =============================================================
+    symbol          meaning / argument
+    ==============  =============================================================
+    θ̄               the model's current parameters (call this at initialization)
+    x_i, y_i        rows of ``X`` and entries of ``y``
+    K               ``empirical_ntk(model, X)`` (``method``, ``chunk_size``)
+    h*              the min-norm solution; ``h*/‖h*‖`` the unit-norm one
+    γ_ntk           margin of ``h*/‖h*‖``: ``min_i y_i⟨φ(x_i), h*⟩/‖h*‖ = 1/‖h*‖``
+    ==============  =============================================================
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model at its initialization (single output; ``C`` outputs for multiclass). A
+        frozen copy is kept, so later training of ``model`` does not change the predictor.
+    X : torch.Tensor
+        Training inputs, shape ``(n, ...)``.
+    y : array-like
+        Labels in {−1, +1} (classification), real targets (regression), or integer classes
+        in {0, …, C−1} (multiclass); shape ``(n,)``.
+    task : {"classification", "regression", "multiclass"}, default "classification"
+    method, chunk_size :
+        Passed to :func:`empirical_ntk`.
+    solver_options : dict, optional
+        Keyword arguments for the kernel solver.
+
+    Returns
+    -------
+    NTKPredictor
+        Frozen record with ``decision_function``, ``predict``, ``margin``, ``norm``,
+        ``coef``, ``kernel`` and the solver result ``solution``.
+
+    Raises
+    ------
+    NotSeparableError
+        From the SVM when the NTK features do not separate the data.
+    ValueError
+        On labels that do not match the task or the number of examples.
+
+    Examples
+    --------
+    >>> import torch, implicitbias as ib
+    >>> net = ib.DiagonalNet(2, dtype=torch.float64)  # K(x, x') = 8 <x, x'>
+    >>> X = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], dtype=torch.float64)
+    >>> pred = ib.ntk_predictor(net, X, [1, 1, -1])
+    >>> round(pred.margin, 6)  # √8 · (ℓ2 max-margin 1/√2)
+    2.0
+    >>> pred.predict(torch.tensor([[2.0, 1.0]], dtype=torch.float64))
+    array([1.])
+
+    References
+    ----------
+    Lyu, Jin, Li, Du, Lee & Hu, Dichotomy of Early and Late Phase Implicit Biases Can Provably
+    Induce Grokking, ICLR 2024, arXiv:2311.18817, Section 2.
+    Jacot, Gabriel & Hongler, Neural Tangent Kernel, NeurIPS 2018, arXiv:1806.07572.
+    """
+    func = "ntk_predictor"
+    check_choice(task, func, "task", _TASKS)
+    if not isinstance(model, nn.Module):
+        raise fail_type(func, "model", "a torch.nn.Module", model)
+    if not isinstance(X, torch.Tensor):
+        raise fail_type(func, "X", "a torch.Tensor of inputs", X)
+    if solver_options is not None and not isinstance(solver_options, dict):
+        raise fail_type(func, "solver_options", "a dict of keyword arguments", solver_options)
+    options = dict(solver_options or {})
+    n = int(X.shape[0]) if X.ndim > 0 else 0
+    if task == "classification":
+        labels = as_pm1_labels(y, func, "y", n=n)
+    elif task == "regression":
+        labels = as_float_array(y, func, "y", ndim=1)
+        if labels.shape[0] != n:
+            raise fail(
+                func, "y", f"of length {n} (one target per example)", f"length {labels.shape[0]}"
+            )
+    else:
+        labels = as_class_labels(y, func, "y", n=n)
+    with torch.no_grad():
+        snapshot = copy.deepcopy(model)
+    K = empirical_ntk(snapshot, X, method=method, chunk_size=chunk_size)
+    h = (
+        snapshot
+        if isinstance(snapshot, Homogeneous)
+        else Homogeneous(snapshot, degree=1, _skip_check=True)
+    )
+    X = h._prepare_input(X, func)
+    C = K.shape[0] // n
+    Kn = K.detach().to("cpu", torch.float64).numpy()
+    if task in ("classification", "regression") and C != 1:
+        raise fail(
+            func,
+            "model",
+            f"a single-output model for task={task!r}",
+            f"a model with {C} outputs",
+            "Use task='multiclass' with integer labels.",
+        )
+    margin: float | None
+    if task == "classification":
+        from implicitbias.kernel_regime.kernel_svm import kernel_svm
+
+        solution = kernel_svm(Kn, labels, **options)
+        coef = np.asarray(solution.dual, dtype=np.float64) * labels
+        scores = Kn @ coef
+        norm = float(np.sqrt(max(coef @ scores, 0.0)))
+        margin = float(np.min(labels * scores)) / norm
+    elif task == "regression":
+        from implicitbias.kernel_regime.kernel_regression import kernel_regression
+
+        solution = kernel_regression(Kn, labels, **options)
+        coef = np.asarray(solution.coef, dtype=np.float64).reshape(n)
+        norm = float(np.sqrt(max(coef @ (Kn @ coef), 0.0)))
+        margin = None
+    else:
+        if C < 2:
+            raise fail(
+                func, "model", "a model with C >= 2 outputs for task='multiclass'", "1 output"
+            )
+        if labels.max() >= C:
+            raise fail(
+                func, "y", f"class labels in {{0, ..., {C - 1}}}", f"max label {labels.max()}"
+            )
+        import implicitbias.kernel_regime as kr
+
+        multiclass_kernel_svm = getattr(kr, "multiclass_kernel_svm", None)
+        if multiclass_kernel_svm is None:  # pragma: no cover - depends on the solver module
+            raise SolverError("ntk_predictor: multiclass_kernel_svm is not available")
+        solution = multiclass_kernel_svm(Kn, labels, **options)
+        coef = _multiclass_coef(solution, labels, n, C)
+        scores = (Kn @ coef.reshape(-1)).reshape(n, C)
+        norm = float(np.sqrt(max(coef.reshape(-1) @ (Kn @ coef.reshape(-1)), 0.0)))
+        true = scores[np.arange(n), labels]
+        others = scores.copy()
+        others[np.arange(n), labels] = -np.inf
+        margin = float(np.min(true - others.max(axis=1))) / norm
+    if task != "regression" and (not np.isfinite(norm) or norm == 0.0):
+        raise SolverError(f"ntk_predictor: the kernel solution has norm {norm}; nothing to predict")
+    return NTKPredictor(
+        task=task,
+        coef=coef,
+        norm=norm,
+        margin=margin,
+        kernel=K,
+        solution=solution,
+        X_train=X,
+        model=snapshot,
+        method=method,
+        chunk_size=chunk_size,
+    )
