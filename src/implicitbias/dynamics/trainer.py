@@ -511,13 +511,15 @@ def train(
         side = {"config": config, "alpha": alpha, "status": "running"}
         _sidecar(hist_file).write_text(json.dumps(side, indent=2))
 
-    def record(theta: torch.Tensor, out: torch.Tensor, t: float, grad_evals: int) -> None:
+    def record(
+        theta: torch.Tensor, out: torch.Tensor, t: float, grad_evals: int, step: float | None = None
+    ) -> None:
         norm = float(theta.norm())
         values = ell.values(out, y_t)
         train_loss = float(values.mean())
         row: dict[str, float] = {
             "t": t,
-            "step": t / lr,
+            "step": t / lr if step is None else step,
             "rescaled_time": t * rescale,
             "grad_evals": float(grad_evals),
             "train_loss": train_loss,
@@ -625,7 +627,7 @@ def train(
                     if not bool(torch.isfinite(out).all()) or not bool(torch.isfinite(theta).all()):
                         status = "diverged"
                         break
-                    record(theta, out, k * lr, k)
+                    record(theta, out, k * lr, k, float(k))
                     idx += 1
                     evaluated = True
                     tick(k * lr)
