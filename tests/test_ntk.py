@@ -333,3 +333,41 @@ def test_gpu_routes_agree_and_stay_on_device() -> None:
     _close(ib.empirical_ntk(diag, X), 8.0 * X @ X.T)
     with pytest.raises(ValueError, match="'X2' argument"):
         ib.empirical_ntk(net, X, X.cpu())
+
+
+def test_small_memory_budget_blocks_rows_and_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from implicitbias.kernel_regime import ntk
+
+    net = ib.HomogeneousMLP(4, [6, 6], 2, first_layer_bias=True, seed=0, dtype=DT)
+    _perturb_bias(net)
+    X, Y = _randn(13, 4, seed=1), _randn(9, 4, seed=2)
+    expected = {
+        (m, t, y is None): ib.empirical_ntk(net, X, y, method=m, trace=t)
+        for m in ("structured", "jacobian")
+        for t in (False, True)
+        for y in (None, Y)
+    }
+    monkeypatch.setattr(ntk, "_FEATURE_BYTES", 4 * 8 * 2 * 200)  # a few rows per block
+    for (m, t, sym), K in expected.items():
+        _close(ib.empirical_ntk(net, X, None if sym else Y, method=m, trace=t), K)
+
+
+class _DataDependent(nn.Module):
+    """A module vmap cannot batch (Python control flow on a tensor value)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(_randn(3, seed=11))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if float(x.sum()) > 1e9:  # never true, but needs the value
+            return x @ self.w
+        return (x @ self.w) ** 2
+
+
+def test_jacobian_route_falls_back_for_modules_vmap_cannot_batch() -> None:
+    model = _DataDependent()
+    X = _randn(5, 3, seed=12)
+    s = X @ model.w.detach()
+    phi = 2 * s[:, None] * X  # ∇_w (x·w)² = 2 (x·w) x
+    _close(ib.empirical_ntk(model, X), phi @ phi.T)

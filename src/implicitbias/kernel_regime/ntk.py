@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.func import functional_call, jacrev, vmap
 
 from implicitbias._validation import check_choice, check_int, describe, fail, fail_type
 from implicitbias.init.symmetrize import Symmetrized
@@ -34,7 +35,9 @@ __all__ = ["empirical_ntk"]
 
 _FUNC = "empirical_ntk"
 _METHODS = ("auto", "closed_form", "structured", "jacobian")
-# Default memory budget (bytes) for the per-block intermediates of one kernel block.
+# Default memory budgets (bytes): per-example features (Jacobian rows, or layer inputs and
+# output gradients) alive at a time, and the temporaries of one contraction block.
+_FEATURE_BYTES = 2**30
 _BLOCK_BYTES = 256 * 2**20
 
 
@@ -139,31 +142,27 @@ def _blocked_kernel(
 
     When the features of all inputs fit in the memory budget (or ``chunk_size`` covers them)
     they are computed once, and rows are contracted ``chunk_size`` at a time against all
-    columns; otherwise both rows and columns are processed in chunks of ``chunk_size`` examples
-    and the column features are recomputed for each row chunk, so at most two chunks of
-    features are alive. With ``X2 is None`` only the blocks on and above the diagonal are
-    computed, and mirrored.
+    columns. Otherwise a row block of features is held while the column features are computed
+    block by block (and recomputed for the next row block), so at most two blocks of features
+    are alive. With ``X2 is None`` only the blocks on and above the diagonal are computed, and
+    mirrored.
     """
     symmetric = X2 is None
     Xc = X1 if symmetric else X2
     n1, n2 = X1.shape[0], Xc.shape[0]
     c = C if full else 1
     per_row = max(1, route.bytes_per_row)
-    cache = n2 * per_row <= _BLOCK_BYTES if chunk_size is None else chunk_size >= n2
-    if chunk_size is None:
-        if cache:
+    cache = n2 * per_row <= _FEATURE_BYTES if chunk_size is None else chunk_size >= n2
+    if cache:
+        if chunk_size is None:  # row blocks: bound the (rows × n2) contraction temporaries
             rows_pair = _BLOCK_BYTES // max(1, route.bytes_per_pair * n2)
             chunk_size = max(1, min(n1, 512, max(rows_pair, 16)))
-        else:
-            chunk_size = max(1, min(n1, _BLOCK_BYTES // (2 * per_row)))
-    chunk = chunk_size
-    if cache:
         Fc = route.features(Xc)
         F1all = Fc if symmetric else None
-        if not symmetric and n1 * per_row <= _BLOCK_BYTES:
+        if not symmetric and (n1 + n2) * per_row <= _FEATURE_BYTES:
             F1all = route.features(X1)
-        for r in range(0, n1, chunk):
-            re = min(n1, r + chunk)
+        for r in range(0, n1, chunk_size):
+            re = min(n1, r + chunk_size)
             F1 = route.take(F1all, r, re) if F1all is not None else route.features(X1[r:re])
             if symmetric:
                 block = route.contract(F1, route.take(Fc, r, n2), full)
@@ -173,17 +172,27 @@ def _blocked_kernel(
             else:
                 out[r * c : re * c, :] += route.contract(F1, Fc, full)
         return
-    for r in range(0, n1, chunk):
-        re = min(n1, r + chunk)
+    # Features do not fit: a large row block against small column blocks, recomputed per row
+    # block (the column features are evaluated about n1 / row_chunk times in all).
+    if chunk_size is None:
+        row_chunk = max(1, min(n1, (3 * _FEATURE_BYTES) // (4 * per_row)))
+        col_chunk = max(1, min(n2, _FEATURE_BYTES // (4 * per_row)))
+    else:
+        row_chunk = col_chunk = chunk_size
+    for r in range(0, n1, row_chunk):
+        re = min(n1, r + row_chunk)
         F1 = route.features(X1[r:re])
-        for s in range(r if symmetric else 0, n2, chunk):
-            se = min(n2, s + chunk)
-            F2 = F1 if (symmetric and s == r) else route.features(Xc[s:se])
-            block = route.contract(F1, F2, full)
-            if symmetric and s == r:
-                _symmetrize_square(block, (re - r) * c)
+        start = 0
+        if symmetric:
+            block = route.contract(F1, F1, full)
+            _symmetrize_square(block, (re - r) * c)
+            out[r * c : re * c, r * c : re * c] += block
+            start = re
+        for s in range(start, n2, col_chunk):
+            se = min(n2, s + col_chunk)
+            block = route.contract(F1, route.features(Xc[s:se]), full)
             out[r * c : re * c, s * c : se * c] += block
-            if symmetric and s > r:
+            if symmetric:
                 out[s * c : se * c, r * c : re * c] += block.T
 
 
@@ -191,21 +200,48 @@ def _blocked_kernel(
 # Route 1: generic Jacobian contraction (torch.func)
 # ---------------------------------------------------------------------------------------------
 def _jacobian_route(h: Homogeneous, C: int) -> _Route:
-    p = h.num_parameters
+    """Per-example Jacobians by ``vmap(jacrev)`` over a dict of the trainable parameters.
+
+    Differentiating with respect to each parameter tensor (rather than a flat θ sliced into
+    views) avoids materialising a zero-filled p-vector per parameter in the backward pass, and
+    the blocks are contracted parameter by parameter, never concatenated into (n, p).
+    """
+    model = h.model
+    params = {n: q.detach() for n, q in model.named_parameters() if q.requires_grad}
+    buffers = dict(model.named_buffers())
+    p = sum(q.numel() for q in params.values())
     es = torch.empty((), dtype=h.dtype).element_size()
-    theta = h.theta()
 
-    def features(X: torch.Tensor) -> torch.Tensor:
-        J = h.jacobian(X, theta=theta, chunk_size=X.shape[0])
-        return J.reshape(X.shape[0], C, p)
+    def single(prm: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, (prm, buffers), (x.unsqueeze(0),)).reshape(-1)
 
-    def contract(J1: torch.Tensor, J2: torch.Tensor, full: bool) -> torch.Tensor:
-        if full:
-            return J1.reshape(-1, p) @ J2.reshape(-1, p).T
-        return torch.einsum("iap,jap->ij", J1, J2)
+    jac = vmap(jacrev(single), in_dims=(None, 0))
+    state = {"vmap": True}
 
-    def take(J: torch.Tensor, a: int, b: int) -> torch.Tensor:
-        return J[a:b]
+    def features(X: torch.Tensor) -> list[torch.Tensor]:
+        m = X.shape[0]
+        if state["vmap"]:
+            try:
+                J = jac(params, X)
+                return [J[name].detach().reshape(m, C, -1) for name in params]
+            except (RuntimeError, ValueError, NotImplementedError):
+                state["vmap"] = False  # modules vmap cannot batch: per-example autograd loop
+        return [h.jacobian(X, chunk_size=m).reshape(m, C, p)]
+
+    def contract(F1: list[torch.Tensor], F2: list[torch.Tensor], full: bool) -> torch.Tensor:
+        out = None
+        for J1, J2 in zip(F1, F2):
+            m1, m2 = J1.shape[0], J2.shape[0]
+            if full:
+                block = J1.reshape(m1 * C, -1) @ J2.reshape(m2 * C, -1).T
+            else:
+                block = J1.reshape(m1, -1) @ J2.reshape(m2, -1).T
+            out = block if out is None else out.add_(block)
+        assert out is not None
+        return out
+
+    def take(F: list[torch.Tensor], a: int, b: int) -> list[torch.Tensor]:
+        return [J[a:b] for J in F]
 
     return _Route("jacobian", features, take, contract, C * p * es, 2 * C * C * es)
 
@@ -533,11 +569,14 @@ def empirical_ntk(
         Second set of inputs, shape ``(n2, ...)`` with the same trailing shape. Default: ``X1``
         (the symmetric case; only the upper block triangle is computed).
     chunk_size : int, optional
-        Number of examples per row / column block. At most two blocks of per-example
-        intermediates are held at a time: ``chunk_size × C × p`` numbers for ``"jacobian"``,
-        ``chunk_size × Σ_l (in_l + C·out_l)`` for ``"structured"``, plus the
-        ``chunk_size × n2`` kernel block. Default: blocks of about 256 MiB (all columns cached
-        when their intermediates fit in that budget).
+        Number of examples per row and column block. When the per-example intermediates of
+        all inputs fit (``chunk_size >= n2``, or by default about 1 GiB), they are computed
+        once and rows are contracted ``chunk_size`` at a time. Otherwise at most two blocks
+        of per-example intermediates are alive: ``chunk_size × C × p`` numbers for
+        ``"jacobian"`` (the per-example gradients), ``chunk_size × Σ_l (in_l + C·out_l)`` for
+        ``"structured"`` (layer inputs and output gradients), and the column blocks are
+        recomputed for each row block. Default: a row block of about 768 MiB and column blocks
+        of about 256 MiB of intermediates; kernel-block temporaries stay under about 256 MiB.
     method : {"auto", "closed_form", "structured", "jacobian"}, default "auto"
         ``"auto"`` picks, separately for each copy of a :class:`Symmetrized` model, the closed
         form when one is known, else the structured route when the module is supported, else
