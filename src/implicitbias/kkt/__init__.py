@@ -1,3 +1,19 @@
-"""kkt."""
+"""KKT certificates of trained homogeneous models: margins, (ε, δ)-KKT residuals, Gram NNLS.
 
-__all__: list[str] = []
+See THEORY §3: a trained classifier is rescaled to the feasible point θ̃ = θ / q_min^{1/L}
+and checked against the KKT conditions of min ½‖θ‖² s.t. y_i f(θ; x_i) ≥ 1, with the
+multipliers found from the NTK alone (Euler's identity), never from the n × p Jacobian.
+"""
+
+from implicitbias.kkt.margins import normalized_margin, smoothed_margin
+from implicitbias.kkt.nnls import GramNNLSResult, nnls_gram
+from implicitbias.kkt.residuals import KKTReport, kkt_residuals
+
+__all__ = [
+    "kkt_residuals",
+    "KKTReport",
+    "normalized_margin",
+    "smoothed_margin",
+    "nnls_gram",
+    "GramNNLSResult",
+]
