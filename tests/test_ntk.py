@@ -178,6 +178,32 @@ def test_structured_matches_jacobian_on_user_sequential(index: int) -> None:
         )
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_structured_matches_jacobian_on_conv_nets(bias: bool) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=1, stride=2, bias=bias),
+        nn.ReLU(),
+        nn.Conv2d(3, 4, (2, 3), dilation=(1, 2), bias=False),
+        nn.LeakyReLU(0.2),
+        nn.Flatten(),
+        nn.Linear(48, 5, bias=False),
+        nn.ReLU(),
+        nn.Linear(5, 3, bias=False),
+    ).to(DT)
+    _perturb_bias(model)
+    with torch.no_grad():
+        if bias:
+            model[0].bias.normal_()
+    X, Y = _randn(7, 2, 9, 14, seed=1), _randn(4, 2, 9, 14, seed=2)
+    for X2 in (None, Y):
+        for trace in (False, True):
+            _close(
+                ib.empirical_ntk(model, X, X2, method="structured", trace=trace, chunk_size=3),
+                ib.empirical_ntk(model, X, X2, method="jacobian", trace=trace),
+            )
+
+
 def test_structured_skips_frozen_parameters() -> None:
     net = ib.HomogeneousMLP(4, [6, 6], first_layer_bias=True, seed=0, dtype=DT)
     _perturb_bias(net)

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
+from torch.nn import functional as F
 
 from implicitbias._validation import check_choice, check_int, describe, fail, fail_type
 from implicitbias.init.symmetrize import Symmetrized
@@ -251,7 +252,7 @@ def _jacobian_route(h: Homogeneous, C: int) -> _Route:
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class _Op:
-    kind: str  # "linear", "act", "flatten"
+    kind: str  # "linear", "conv", "act", "flatten"
     module: nn.Module | None = None
     slope: float = 0.0  # negative slope of a (leaky) ReLU; 1.0 for identity
 
@@ -259,8 +260,8 @@ class _Op:
 def _parse_layered(model: nn.Module, where: str = "model") -> list[_Op]:
     """The sequence of operations of a supported layered network, or _Unsupported(reason)."""
     supported = (
-        "nn.Linear layers with ReLU / LeakyReLU / Identity activations and nn.Flatten, "
-        "inside a HomogeneousMLP or a plain nn.Sequential"
+        "nn.Linear and nn.Conv2d layers with ReLU / LeakyReLU / Identity activations and "
+        "nn.Flatten, inside a HomogeneousMLP or a plain nn.Sequential"
     )
     if type(model) is HomogeneousMLP:
         ops: list[_Op] = []
@@ -276,6 +277,13 @@ def _parse_layered(model: nn.Module, where: str = "model") -> list[_Op]:
         return ops
     if type(model) is nn.Linear:
         return [_Op("linear", model)]
+    if type(model) is nn.Conv2d:
+        if model.groups != 1 or model.padding_mode != "zeros" or isinstance(model.padding, str):
+            raise _Unsupported(
+                f"{where} is an nn.Conv2d with groups={model.groups}, padding={model.padding!r}, "
+                f"padding_mode={model.padding_mode!r} (supported: groups=1, integer zero padding)"
+            )
+        return [_Op("conv", model)]
     if type(model) is nn.ReLU:
         return [_Op("act", slope=0.0)]
     if type(model) is nn.LeakyReLU:
@@ -291,24 +299,27 @@ def _parse_layered(model: nn.Module, where: str = "model") -> list[_Op]:
     )
 
 
-def _structured_route(model: nn.Module, C: int, dtype: torch.dtype) -> _Route:
-    ops = _parse_layered(model)
-    linears = [op.module for op in ops if op.kind == "linear"]
-    if not linears:
-        raise _Unsupported("the model has no nn.Linear layer")
-    seen: set[int] = set()
-    for lin in linears:
-        if id(lin) in seen:
-            raise _Unsupported("an nn.Linear layer is used twice (shared weights)")
-        seen.add(id(lin))
-    es = torch.empty((), dtype=dtype).element_size()
-    bytes_per_row = es * sum(lin.in_features + C * lin.out_features for lin in linears)
-    pair_bytes = es * 3 * C * C
+def _conv_forward(op: _Op, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unfolded input patches (n, c·kh·kw, P) and the output of an nn.Conv2d."""
+    m = op.module
+    U = F.unfold(h, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)
+    return U, F.conv2d(h, m.weight, m.bias, m.stride, m.padding, m.dilation)
 
-    def features(X: torch.Tensor) -> list[tuple[torch.Tensor | None, torch.Tensor | None, bool]]:
-        """Per linear layer: (A, Δ, bias trainable); Δ of shape (n, C, out), None = identity."""
-        inputs: list[torch.Tensor] = []
-        saved: list[Any] = []  # per op: the activation derivative or the pre-flatten shape
+
+def _structured_route(model: nn.Module, C: int, dtype: torch.dtype, probe: torch.Tensor) -> _Route:
+    ops = _parse_layered(model)
+    layers = [op.module for op in ops if op.kind in ("linear", "conv")]
+    if not layers:
+        raise _Unsupported("the model has no nn.Linear or nn.Conv2d layer")
+    if len({id(m) for m in layers}) != len(layers):
+        raise _Unsupported("a layer is used twice (shared weights)")
+
+    def features(X: torch.Tensor) -> list[tuple]:
+        """Per weighted layer, in order: ("dense", A, Δ, bias?, weight?) for nn.Linear, with
+        Δ = ∂f/∂z of shape (n, C, out) (None: the identity of an output layer), or
+        ("grad", E) for nn.Conv2d, E = its per-example gradients (n, C, q)."""
+        n = X.shape[0]
+        saved: list[Any] = []  # per op: layer input / activation derivative / pre-flatten shape
         h = X
         with torch.no_grad():
             for op in ops:
@@ -318,9 +329,14 @@ def _structured_route(model: nn.Module, C: int, dtype: torch.dtype) -> _Route:
                             f"an nn.Linear layer receives a {h.ndim}-dimensional batch; the "
                             "structured route needs (n, features) inputs to every Linear"
                         )
-                    inputs.append(h)
-                    saved.append(None)
-                    h = torch.nn.functional.linear(h, op.module.weight, op.module.bias)
+                    saved.append(h)
+                    h = F.linear(h, op.module.weight, op.module.bias)
+                elif op.kind == "conv":
+                    if h.ndim != 4:
+                        raise _Unsupported("an nn.Conv2d layer receives a batch that is not 4-D")
+                    U, z = _conv_forward(op, h)
+                    saved.append((U, h.shape))
+                    h = z
                 elif op.kind == "act":
                     if op.slope == 1.0:
                         saved.append(None)
@@ -332,43 +348,80 @@ def _structured_route(model: nn.Module, C: int, dtype: torch.dtype) -> _Route:
                         h = torch.relu(h) if op.slope == 0.0 else h * d
                 else:  # flatten
                     saved.append(h.shape)
-                    h = h.reshape(h.shape[0], -1)
+                    h = h.reshape(n, -1)
             if h.ndim != 2 or h.shape[1] != C:
                 raise _Unsupported(f"the network's output has shape {tuple(h.shape)}")
-            n = X.shape[0]
             delta: torch.Tensor | None = None  # None: the identity, ∂f_a/∂z_b = δ_ab
-            deltas: list[torch.Tensor | None] = []
-            for op, s in zip(reversed(ops), reversed(saved)):
+            feats: list[tuple] = []
+            for op, sv in zip(reversed(ops), reversed(saved)):
                 if op.kind == "linear":
-                    deltas.append(delta)
-                    W = op.module.weight
+                    m = op.module
+                    feats.append(
+                        (
+                            "dense",
+                            sv,
+                            delta,
+                            m.bias is not None and m.bias.requires_grad,
+                            m.weight.requires_grad,
+                        )
+                    )
+                    W = m.weight
                     if delta is None:
                         delta = W.unsqueeze(0).expand(n, *W.shape)
                     else:  # one (n·C, out) × (out, in) product, not n small ones
                         delta = (delta.reshape(n * C, -1) @ W).reshape(n, C, -1)
+                elif op.kind == "conv":
+                    if delta is None:
+                        raise _Unsupported("an nn.Conv2d layer is the output layer")
+                    m = op.module
+                    U, in_shape = sv
+                    o = m.out_channels
+                    Dp = delta.reshape(n, C * o, -1)  # (n, C·o, P)
+                    parts = []
+                    if m.weight.requires_grad:  # Σ_pos Δ[a, o, pos] U[k, pos]
+                        parts.append(torch.bmm(Dp, U.transpose(1, 2)).reshape(n, C, -1))
+                    if m.bias is not None and m.bias.requires_grad:
+                        parts.append(Dp.sum(-1).reshape(n, C, o))
+                    if parts:
+                        feats.append(("grad", torch.cat(parts, dim=-1)))
+                    delta = torch.nn.grad.conv2d_input(
+                        (n * C, *in_shape[1:]),
+                        m.weight,
+                        delta.reshape(n * C, *delta.shape[2:]),
+                        m.stride,
+                        m.padding,
+                        m.dilation,
+                    ).reshape(n, C, *in_shape[1:])
                 elif op.kind == "act":
-                    if s is None:
+                    if sv is None:
                         continue
                     if delta is None:
-                        delta = torch.diag_embed(s)
+                        delta = torch.diag_embed(sv)
                     else:
-                        delta = delta * s.unsqueeze(1)
+                        delta = delta * sv.unsqueeze(1)
                 else:
                     if delta is not None:
-                        delta = delta.reshape(n, C, *s[1:])
-            deltas.reverse()
-        return [
-            (A, D, lin.bias is not None and lin.bias.requires_grad, lin.weight.requires_grad)
-            for A, D, lin in zip(inputs, deltas, linears)
-        ]
+                        delta = delta.reshape(n, C, *sv[1:])
+            feats.reverse()
+        return feats
 
     def contract(F1: list, F2: list, full: bool) -> torch.Tensor:
-        A0 = F1[0][0]
-        n1, n2 = A0.shape[0], F2[0][0].shape[0]
+        first = F1[0][1]
+        n1 = first.shape[0]
+        n2 = F2[0][1].shape[0]
         shape = (n1 * C, n2 * C) if full else (n1, n2)
-        K = torch.zeros(shape, dtype=A0.dtype, device=A0.device)
+        K = torch.zeros(shape, dtype=first.dtype, device=first.device)
         Kv = K.view(n1, C, n2, C) if full else K
-        for (A1, D1, b1, w1), (A2, D2, _, _) in zip(F1, F2):
+        for f1, f2 in zip(F1, F2):
+            if f1[0] == "grad":  # per-example gradients of a conv layer
+                E1, E2 = f1[1], f2[1]
+                if full:
+                    K.add_(E1.reshape(n1 * C, -1) @ E2.reshape(n2 * C, -1).T)
+                else:
+                    K.add_(E1.reshape(n1, -1) @ E2.reshape(n2, -1).T)
+                continue
+            _, A1, D1, b1, w1 = f1
+            _, A2, D2, _, _ = f2
             if not (w1 or b1):
                 continue
             # G = Gram of the layer inputs (augmented with a ones column for a bias).
@@ -390,9 +443,22 @@ def _structured_route(model: nn.Module, C: int, dtype: torch.dtype) -> _Route:
         return K
 
     def take(F: list, a: int, b: int) -> list:
-        return [(A[a:b], None if D is None else D[a:b], bb, ww) for A, D, bb, ww in F]
+        out = []
+        for f in F:
+            if f[0] == "grad":
+                out.append(("grad", f[1][a:b]))
+            else:
+                out.append(("dense", f[1][a:b], None if f[2] is None else f[2][a:b], f[3], f[4]))
+        return out
 
-    return _Route("structured", features, take, contract, bytes_per_row, pair_bytes)
+    # Memory per example, measured on a one-row probe (raises _Unsupported before any work).
+    sample = features(probe[:1])
+    es = torch.empty((), dtype=dtype).element_size()
+    bytes_per_row = es * sum(
+        sum(t.numel() for t in f[1:3] if isinstance(t, torch.Tensor)) for f in sample
+    )
+    # the forward/backward intermediates (unfolded patches, Δ of conv layers) come on top
+    return _Route("structured", features, take, contract, 3 * bytes_per_row, es * 3 * C * C)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,8 +570,7 @@ def _accumulate(
             )
     if method in ("auto", "structured"):
         try:
-            route = _structured_route(model, C, out.dtype)
-            route.features(X1[:1])  # raises _Unsupported before anything is accumulated
+            route = _structured_route(model, C, out.dtype, X1)
             _blocked_kernel(route, X1, X2, C, full, chunk_size, out)
             routes.append("structured")
             return
