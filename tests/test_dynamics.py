@@ -510,3 +510,60 @@ def test_bad_types() -> None:
         InvalidArgumentError, match="'metrics' argument of train must be keys other"
     ):
         train(_diag(5), X, y, weight_decay=0.1, lr=0.1, steps=10, metrics=lambda m, t: {"t": 1.0})
+
+
+def test_resume_rejects_other_data(tmp_path: Path) -> None:
+    X, y = _sparse_data(16, 10)
+    ckpt = tmp_path / "run.pt"
+    train(_diag(10), X, y, weight_decay=0.05, lr=0.05, steps=20, checkpoint_path=ckpt)
+    with pytest.raises(InvalidArgumentError, match="data_fingerprint"):
+        train(
+            _diag(10),
+            X,
+            -y,
+            weight_decay=0.05,
+            lr=0.05,
+            steps=20,
+            checkpoint_path=ckpt,
+            resume=True,
+        )
+
+
+def test_resume_without_checkpoint_file_starts_fresh(tmp_path: Path) -> None:
+    X, y = _sparse_data(16, 10)
+    a = train(
+        _diag(10),
+        X,
+        y,
+        weight_decay=0.05,
+        lr=0.05,
+        steps=50,
+        checkpoint_path=tmp_path / "x.pt",
+        resume=True,
+    )
+    b = train(_diag(10), X, y, weight_decay=0.05, lr=0.05, steps=50)
+    _same(a.history, b.history)
+    assert (tmp_path / "x.pt").exists()
+
+
+def test_multi_output_regression_and_json_history_path(
+    tmp_path: Path, gen: torch.Generator
+) -> None:
+    X = torch.randn(12, 4, generator=gen, dtype=DT)
+    target = torch.randn(12, 2, generator=gen, dtype=DT)
+    net = ib.HomogeneousMLP(4, [], d_out=2, activation="linear", seed=0, dtype=DT)
+    path = tmp_path / "run.json"
+    res = train(
+        net,
+        X,
+        target,
+        loss="squared",
+        weight_decay=0.01,
+        lr=0.05,
+        steps=100,
+        num_evals=5,
+        history_path=path,
+    )
+    assert res.history["train_mse"][-1] < res.history["train_mse"][0]
+    assert History.from_csv(path) == res.history  # the CSV keeps its given name
+    assert json.loads((tmp_path / "run.config.json").read_text())["status"] == "completed"
