@@ -4,9 +4,11 @@ Three routes compute the same matrix:
 
 * ``"closed_form"`` for the models whose gradient is known by hand (:class:`DiagonalNet`,
   :class:`MatrixFactorization`, :class:`QuadraticNet`);
-* ``"structured"`` for networks of ``nn.Linear`` layers with pointwise piecewise-linear
-  activations: per layer, K gets (A Aᵀ) ⊙ (Δ Δᵀ) from the layer inputs A and the
-  back-propagated output gradients Δ = ∂f/∂z, so no per-example gradient is ever formed;
+* ``"structured"`` for networks of ``nn.Linear`` (and ``nn.Conv2d``) layers with pointwise
+  piecewise-linear activations: per linear layer, K gets (A Aᵀ) ⊙ (Δ Δᵀ) from the layer
+  inputs A and the back-propagated output gradients Δ = ∂f/∂z, so no per-example gradient of
+  a linear layer is ever formed (a convolution's small per-example weight gradient is formed
+  by one batched product of Δ with the unfolded input patches);
 * ``"jacobian"``, for any module: per-example gradients by ``torch.func`` contracted block by
   block.
 
@@ -612,7 +614,12 @@ def empirical_ntk(
 
     from the layer inputs A_l and the back-propagated output gradients Δ_l, both computed for
     all examples at once as matrices (one forward and one backward matrix pass), so that the
-    per-example gradients (an n × p Jacobian) are never formed (Novak et al. 2022).
+    per-example gradients (an n × p Jacobian) are never formed (Novak et al. 2022). Supported:
+    :class:`HomogeneousMLP` and plain ``nn.Sequential`` of ``nn.Linear`` (any biases),
+    ``nn.Conv2d`` (``groups=1``, integer zero padding; its per-example weight gradients,
+    ``C × out·in·kh·kw`` numbers per example, are formed from Δ and the unfolded patches),
+    ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.Identity`` and ``nn.Flatten``, and
+    :class:`Symmetrized` / :func:`mirror_init` versions of those.
 
     ==================  ==========================================================
     symbol              meaning / argument
