@@ -163,7 +163,7 @@ def test_flow_linear_least_squares_matches_expm(integrator: str, gen: torch.Gene
         lr=1e-3,
         t_max=7.0,
         eval_times=times,
-        rtol=1e-9,
+        rtol=1e-8 if integrator == "bs32" else 1e-9,  # global error ≈ 0.02·rtol measured
         atol=1e-12,
         integrator=integrator,
     )
@@ -181,8 +181,7 @@ def test_flow_linear_least_squares_matches_expm(integrator: str, gen: torch.Gene
     np.testing.assert_allclose(res.history["theta_norm"], norms, rtol=1e-7)
     np.testing.assert_allclose(res.model.theta().numpy(), exact(7.0), rtol=1e-7, atol=1e-10)
     assert "train_acc" not in res.history and "normalized_margin" not in res.history
-    if integrator == "dopri5":
-        assert res.grad_evals < 2000  # 5th order: few steps even at rtol = 1e-9
+    assert res.grad_evals < 6000  # 3rd / 5th order at rtol 1e-8 / 1e-9
 
 
 def test_flow_pure_weight_decay_is_exponential() -> None:
@@ -304,7 +303,7 @@ def test_cross_entropy_and_regression_models_train(gen: torch.Generator) -> None
         weight_decay=1e-3,
         method="flow",
         lr=0.1,
-        t_max=50.0,
+        t_max=5.0,
         num_evals=10,
     )
     assert res.history["train_loss"][-1] < res.history["train_loss"][0]
@@ -567,3 +566,68 @@ def test_multi_output_regression_and_json_history_path(
     assert res.history["train_mse"][-1] < res.history["train_mse"][0]
     assert History.from_csv(path) == res.history  # the CSV keeps its given name
     assert json.loads((tmp_path / "run.config.json").read_text())["status"] == "completed"
+
+
+_KILLED_RUN = """
+import os, signal, sys
+import torch
+import implicitbias as ib
+from implicitbias.dynamics import train
+
+torch.set_num_threads(1)
+g = torch.Generator().manual_seed(0)
+X = torch.randint(0, 2, (16, 10), generator=g).to(torch.float64) * 2 - 1
+y = torch.sign(X[:, 0] - X[:, 1] + X[:, 2])
+count = [0]
+
+def metrics(model, t):
+    count[0] += 1
+    if count[0] == 13:
+        os.kill(os.getpid(), signal.SIGKILL)  # a hard kill: no cleanup, no exception
+    return {"u0": float(model.model.u[0].detach())}
+
+net = ib.DiagonalNet(10, alpha=4.0, alpha_mode="norm", dtype=torch.float64)
+train(net, X, y, weight_decay=0.05, lr=0.05, steps=600, num_evals=30, method=sys.argv[1],
+      metrics=metrics, history_path=sys.argv[2], checkpoint_path=sys.argv[3], checkpoint_every=1.3)
+"""
+
+
+@pytest.mark.parametrize("method", [pytest.param("gd", marks=pytest.mark.slow), "flow"])
+def test_killed_process_leaves_csv_and_resumes(tmp_path: Path, method: str) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(_KILLED_RUN)
+    csv_path, ckpt = tmp_path / "run.csv", tmp_path / "run.pt"
+    proc = subprocess.run(
+        [sys.executable, str(script), method, str(csv_path), str(ckpt)],
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    on_disk = History.from_csv(csv_path)
+    assert len(on_disk) == 12  # every evaluation before the kill was flushed
+    assert ckpt.exists()
+
+    X, y = _sparse_data(16, 10)
+
+    def metrics(model: ib.Homogeneous, t: float) -> dict[str, float]:
+        return {"u0": float(model.model.u[0].detach())}
+
+    kw = dict(weight_decay=0.05, lr=0.05, steps=600, num_evals=30, method=method, metrics=metrics)
+    full = train(_diag(10), X, y, **kw)
+    _same(on_disk, History(rows=[full.history.row(i) for i in range(12)]))
+    rest = train(
+        _diag(10),
+        X,
+        y,
+        checkpoint_path=ckpt,
+        history_path=csv_path,
+        resume=True,
+        checkpoint_every=1.3,
+        **kw,
+    )
+    _same(rest.history, full.history, rtol=1e-12)
+    _same(History.from_csv(csv_path), full.history, rtol=1e-12)
+    assert rest.grad_evals == full.grad_evals
