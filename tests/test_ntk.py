@@ -195,13 +195,14 @@ def test_structured_matches_jacobian_on_conv_nets(bias: bool) -> None:
     with torch.no_grad():
         if bias:
             model[0].bias.normal_()
-    X, Y = _randn(7, 2, 9, 14, seed=1), _randn(4, 2, 9, 14, seed=2)
-    for X2 in (None, Y):
-        for trace in (False, True):
-            _close(
-                ib.empirical_ntk(model, X, X2, method="structured", trace=trace, chunk_size=3),
-                ib.empirical_ntk(model, X, X2, method="jacobian", trace=trace),
-            )
+    X, Y = _randn(5, 2, 9, 14, seed=1), _randn(3, 2, 9, 14, seed=2)
+    for X2, n2 in ((None, 5), (Y, 3)):
+        reference = ib.empirical_ntk(model, X, X2, method="jacobian")
+        _close(ib.empirical_ntk(model, X, X2, method="structured", chunk_size=2), reference)
+        _close(
+            ib.empirical_ntk(model, X, X2, method="structured", trace=True),
+            torch.einsum("iaja->ij", reference.reshape(5, 3, n2, 3)),
+        )
 
 
 def test_structured_skips_frozen_parameters() -> None:
@@ -249,8 +250,11 @@ def test_symmetrized_with_shared_parameters_falls_back_to_jacobian() -> None:
 
 
 # ----------------------------------------------------------------------------------- chunking
-@pytest.mark.parametrize("method", ["structured", "jacobian"])
-@pytest.mark.parametrize("chunk_size", [1, 3, 4, 100])
+@pytest.mark.parametrize(
+    ("method", "chunk_size"),
+    [("structured", 1), ("structured", 3), ("structured", 4), ("structured", 100)]
+    + [("jacobian", 4), ("jacobian", 100)],
+)
 def test_chunking_does_not_change_the_kernel(method: str, chunk_size: int) -> None:
     net = ib.HomogeneousMLP(4, [6, 6], 2, seed=0, dtype=DT)
     X, Y = _randn(10, 4, seed=1), _randn(7, 4, seed=2)
