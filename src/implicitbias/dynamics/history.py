@@ -189,9 +189,9 @@ class History:
         return out
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        """The history as JSON ``{"columns": [...], "data": {name: [...]}}``; written to
-        ``path`` when given. NaN and inf are written as ``null``/strings-free JSON (``NaN``
-        becomes ``null``)."""
+        """The history as JSON ``{"columns": [...], "data": {name: [...]}}``, written to ``path``
+        when given. Strict JSON has no NaN or inf: non-finite values are written as ``null``
+        (and read back as NaN)."""
         data = {
             c: [None if not math.isfinite(v) else v for v in self._data[c]] for c in self.columns
         }

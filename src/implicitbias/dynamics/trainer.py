@@ -367,11 +367,11 @@ def train(
     >>> X = torch.randint(0, 2, (32, 20), generator=g).double() * 2 - 1
     >>> y = torch.sign(X[:, 0] + X[:, 1] + X[:, 2])
     >>> net = ib.DiagonalNet(20, alpha=4.0, alpha_mode="norm", dtype=torch.float64)
-    >>> res = train(net, X, y, weight_decay=0.01, lr=0.05, steps=2000, num_evals=20)
+    >>> res = train(net, X, y, weight_decay=0.01, lr=0.05, steps=500, num_evals=20)
     >>> res.status, float(res.history["step"][-1]), float(res.history["train_acc"][-1])
-    ('completed', 2000.0, 1.0)
+    ('completed', 500.0, 1.0)
     >>> flow = train(ib.DiagonalNet(20, alpha=4.0, alpha_mode="norm", dtype=torch.float64),
-    ...              X, y, weight_decay=0.01, lr=0.05, steps=2000, num_evals=20, method="flow")
+    ...              X, y, weight_decay=0.01, lr=0.05, steps=500, num_evals=20, method="flow")
     >>> flow.grad_evals < res.grad_evals
     True
 
