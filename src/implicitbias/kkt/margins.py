@@ -177,10 +177,13 @@ def _log_softplus(a: np.ndarray) -> np.ndarray:
     """``log(log(1 + e^a))``, accurate for very negative ``a``."""
     a = np.asarray(a, dtype=np.float64)
     out = np.empty_like(a)
-    small = a < 0
-    t = np.exp(a[small])
-    out[small] = a[small] + np.log(np.log1p(t) / t)
-    out[~small] = np.log(np.logaddexp(0.0, a[~small]))
+    tiny = a < -30  # log1p(t)/t = 1 − t/2 + O(t²), and t may underflow to 0
+    mid = (a < 0) & ~tiny
+    big = a >= 0
+    out[tiny] = a[tiny] - 0.5 * np.exp(a[tiny])
+    t = np.exp(a[mid])
+    out[mid] = a[mid] + np.log(np.log1p(t) / t)
+    out[big] = np.log(np.logaddexp(0.0, a[big]))
     return out
 
 

@@ -191,22 +191,15 @@ def _jacobian_ntk(s: _Setup, chunk_size: int | None) -> np.ndarray:
 def _ntk(s: _Setup, chunk_size: int | None) -> np.ndarray:
     """The NTK at the model's θ in float64, ``(n·C, n·C)`` indexed ``i*C + a``.
 
-    Uses :func:`implicitbias.empirical_ntk` (its structured routes never form the ``n × p``
-    Jacobian) and falls back to the Jacobian for multi-output kernels it does not return in
-    the full ``(n·C, n·C)`` layout.
+    Uses :func:`implicitbias.empirical_ntk`, whose closed-form and structured routes never form
+    the ``n × p`` Jacobian; a kernel in another layout falls back to the explicit Jacobian.
     """
     from implicitbias.kernel_regime.ntk import empirical_ntk
 
     m = s.n * s.C
-    if s.C > 1:
-        try:
-            K = empirical_ntk(s.h.model, s.X, chunk_size=chunk_size)
-        except (RuntimeError, ValueError):
-            return _jacobian_ntk(s, chunk_size)
-        if tuple(K.shape) != (m, m):
-            return _jacobian_ntk(s, chunk_size)
-    else:
-        K = empirical_ntk(s.h.model, s.X, chunk_size=chunk_size)
+    K = empirical_ntk(s.h.model, s.X, chunk_size=chunk_size)
+    if tuple(K.shape) != (m, m):
+        return _jacobian_ntk(s, chunk_size)
     K = K.detach().to(torch.float64).cpu().numpy()
     return 0.5 * (K + K.T)
 
