@@ -205,6 +205,14 @@ def test_structured_matches_jacobian_on_conv_nets(bias: bool) -> None:
         )
 
 
+def test_structured_deep_linear_network() -> None:
+    net = ib.HomogeneousMLP(4, [5, 6], 2, activation="linear", seed=0, dtype=DT)
+    X = _randn(6, 4, seed=1)
+    _close(
+        ib.empirical_ntk(net, X, method="structured"), ib.empirical_ntk(net, X, method="jacobian")
+    )
+
+
 def test_structured_skips_frozen_parameters() -> None:
     net = ib.HomogeneousMLP(4, [6, 6], first_layer_bias=True, seed=0, dtype=DT)
     _perturb_bias(net)

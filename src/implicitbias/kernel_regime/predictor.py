@@ -256,13 +256,13 @@ def ntk_predictor(
         labels = as_class_labels(y, func, "y", n=n)
     with torch.no_grad():
         snapshot = copy.deepcopy(model)
-    K = empirical_ntk(snapshot, X, method=method, chunk_size=chunk_size)
     h = (
         snapshot
         if isinstance(snapshot, Homogeneous)
         else Homogeneous(snapshot, degree=1, _skip_check=True)
     )
     X = h._prepare_input(X, func)
+    K = empirical_ntk(snapshot, X, method=method, chunk_size=chunk_size)
     C = K.shape[0] // n
     Kn = K.detach().to("cpu", torch.float64).numpy()
     if task in ("classification", "regression") and C != 1:
