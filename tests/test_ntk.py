@@ -360,6 +360,8 @@ def test_structured_matches_jacobian_larger() -> None:
 
 
 @pytest.mark.gpu
+# torch's autograd device thread warns once when it first calls cuBLAS (benign, torch-internal)
+@pytest.mark.filterwarnings("ignore:Attempting to run cuBLAS:UserWarning")
 def test_gpu_routes_agree_and_stay_on_device() -> None:
     dev = torch.device("cuda")
     net = ib.HomogeneousMLP(6, [32, 32], 3, seed=0, dtype=DT, device=dev)
