@@ -365,3 +365,66 @@ def test_prepare_infers_tasks():
     X = torch.randn(4, 3, dtype=F64)
     assert _prepare(net, X, [1, -1, 1, 1], "f", task=None).task == "classification"
     assert _prepare(net, X, [0.3, -1, 2, 1], "f", task=None).task == "regression"
+
+
+# --------------------------------------------------------------------------- convex gaps
+def _require(name: str) -> None:
+    if not hasattr(ib.rich_regime, name):
+        pytest.skip(f"implicitbias.rich_regime.{name} is not available yet")
+
+
+def test_certificate_gap_diagonal_net_l1_max_margin():
+    _require("l1_max_margin")
+    X, y = sparse_data(30, 20, seed=4)
+    w = l1_max_margin_lp(X.numpy(), y)
+    net = diagonal_net_from_w(w)
+    rep = ib.kkt_residuals(net, X, y, certificate=True)
+    assert rep.convex_surrogate == "l1_max_margin"
+    np.testing.assert_allclose(rep.convex_optimum, np.abs(w).sum(), rtol=1e-6)
+    assert abs(rep.convex_gap_rel) <= 1e-6
+    # a non-optimal separating direction has a positive gap
+    net2 = diagonal_net_from_w(w + 0.05 * np.sign(np.arange(20) % 3 - 1))
+    y2 = np.sign(net2(X).detach().numpy())
+    if np.array_equal(y2, y):
+        rep2 = ib.kkt_residuals(net2, X, y, certificate=True)
+        assert rep2.convex_gap_rel > 1e-3
+
+
+def test_certificate_gap_matrix_factorization_min_nuclear_norm():
+    _require("min_nuclear_norm_completion")
+    d = 5
+    a = np.array([1.0, -2.0, 0.5, 1.5, -1.0])
+    pairs = [(i, i) for i in range(d)] + [(0, 1), (1, 3), (2, 4)]
+    idx = torch.tensor(pairs, dtype=torch.int64)
+    y = np.array([a[i] * a[j] for i, j in pairs])
+    mf = ib.MatrixFactorization(d, dtype=F64)
+    with torch.no_grad():
+        mf.U.zero_()
+        mf.U[:, 0] = torch.tensor(a, dtype=F64)
+        mf.V.zero_()
+    rep = ib.kkt_residuals(mf, idx, y, certificate=True)
+    assert rep.convex_surrogate == "min_nuclear_norm"
+    np.testing.assert_allclose(rep.convex_optimum, (a**2).sum(), rtol=1e-5)
+    assert abs(rep.convex_gap_rel) <= 1e-5
+
+
+@pytest.mark.slow
+def test_gram_route_matches_explicit_nnls_on_trained_mlp():
+    torch.manual_seed(0)
+    d, n = 20, 150
+    X = torch.randn(n, d, dtype=F64, generator=torch.Generator().manual_seed(0)) / d**0.5
+    teacher = ib.HomogeneousMLP(d, [200], seed=1, dtype=F64)
+    t = torch.sign(teacher(X)).detach()
+    net = ib.HomogeneousMLP(d, [200], seed=2, dtype=F64)
+    opt = torch.optim.SGD(net.parameters(), lr=2.0, weight_decay=1e-3)
+    for _ in range(300):
+        opt.zero_grad()
+        torch.nn.functional.softplus(-t * net(X)).mean().backward()
+        opt.step()
+    y = np.sign(net(X).detach().numpy())
+    rep = ib.kkt_residuals(net, X, y, weight_decay=1e-3)
+    q = y * net(X).detach().numpy()
+    G, theta_t = explicit_pairs_matrix(net, X, y, q.min() ** -0.5)
+    _, rnorm = scipy.optimize.nnls(G, theta_t)
+    np.testing.assert_allclose(rep.epsilon_min, rnorm, rtol=1e-8)
+    assert rep.epsilon <= rep.epsilon_min * (1 + 1e-2) + rep.epsilon_floor
