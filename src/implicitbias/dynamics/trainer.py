@@ -484,7 +484,7 @@ def train(
     state: _Committed | None = None
     wall_before = 0.0
     if resume and ckpt_file is not None and ckpt_file.exists():
-        ck = torch.load(ckpt_file, weights_only=True)
+        ck = torch.load(ckpt_file, weights_only=True, map_location="cpu")
         saved = ck.get("config", {})
         diff = [
             f"{k}: {saved.get(k)!r} vs {v!r}"
