@@ -122,7 +122,7 @@ def test_multiclass() -> None:
     import implicitbias.kernel_regime as kr
 
     if not hasattr(kr, "multiclass_kernel_svm"):
-        pytest.skip("multiclass_kernel_svm is not available yet")
+        pytest.importorskip("implicitbias.kernel_regime.multiclass_svm")
     C = 3
     X = _randn(15, 4, seed=9)
     y = np.arange(15) % C

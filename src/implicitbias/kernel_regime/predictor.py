@@ -134,6 +134,14 @@ class NTKPredictor:
         return values
 
 
+def _checked_norm(squared: float) -> float:
+    """‖h*‖ from ‖h*‖²; a zero or non-finite norm means the solver returned no classifier."""
+    norm = float(np.sqrt(max(float(squared), 0.0)))
+    if not np.isfinite(norm) or norm == 0.0:
+        raise SolverError(f"ntk_predictor: the kernel solution has norm {norm}; nothing to predict")
+    return norm
+
+
 def _multiclass_coef(solution: Any, y: np.ndarray, n: int, C: int) -> np.ndarray:
     """Coefficients of h* in the features φ_a(x_i) from a multiclass SVM result."""
     coef = getattr(solution, "coef", None)
@@ -280,7 +288,7 @@ def ntk_predictor(
         solution = kernel_svm(Kn, labels, **options)
         coef = np.asarray(solution.dual, dtype=np.float64) * labels
         scores = Kn @ coef
-        norm = float(np.sqrt(max(coef @ scores, 0.0)))
+        norm = _checked_norm(coef @ scores)
         margin = float(np.min(labels * scores)) / norm
     elif task == "regression":
         from implicitbias.kernel_regime.kernel_regression import kernel_regression
@@ -302,17 +310,15 @@ def ntk_predictor(
 
         multiclass_kernel_svm = getattr(kr, "multiclass_kernel_svm", None)
         if multiclass_kernel_svm is None:  # pragma: no cover - depends on the solver module
-            raise SolverError("ntk_predictor: multiclass_kernel_svm is not available")
+            from implicitbias.kernel_regime.multiclass_svm import multiclass_kernel_svm
         solution = multiclass_kernel_svm(Kn, labels, **options)
         coef = _multiclass_coef(solution, labels, n, C)
         scores = (Kn @ coef.reshape(-1)).reshape(n, C)
-        norm = float(np.sqrt(max(coef.reshape(-1) @ (Kn @ coef.reshape(-1)), 0.0)))
+        norm = _checked_norm(coef.reshape(-1) @ scores.reshape(-1))
         true = scores[np.arange(n), labels]
         others = scores.copy()
         others[np.arange(n), labels] = -np.inf
         margin = float(np.min(true - others.max(axis=1))) / norm
-    if task != "regression" and (not np.isfinite(norm) or norm == 0.0):
-        raise SolverError(f"ntk_predictor: the kernel solution has norm {norm}; nothing to predict")
     return NTKPredictor(
         task=task,
         coef=coef,
