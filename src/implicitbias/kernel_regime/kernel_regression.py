@@ -1,0 +1,201 @@
+"""Problem (K2): minimum-norm kernel interpolation ("ridgeless" kernel regression)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.linalg as sla
+
+from implicitbias._errors import InaccurateSolutionWarning, InfeasibleError
+from implicitbias._validation import (
+    as_float_array,
+    as_kernel_matrix,
+    check_positive,
+    fail,
+)
+
+__all__ = ["KernelRegressionResult", "kernel_regression"]
+
+_FUNC = "kernel_regression"
+
+
+@dataclass(frozen=True)
+class KernelRegressionResult:
+    """Solution of the minimum-norm interpolation problem (K2).
+
+    Attributes
+    ----------
+    coef : ndarray, shape (n,) or (n, C)
+        ``c`` with ``K c = y``; ``h = sum_j c_j phi(x_j)``.
+    norm : float
+        ``||h|| = sqrt(c^T K c)`` (for multi-output ``y``, the norm of the stacked ``h``:
+        ``sqrt(trace(c^T K c))``).
+    max_abs_residual : float
+        ``max |K c - y|``.
+    status : str
+        ``"optimal"`` (Cholesky on a nonsingular ``K``) or ``"optimal_inaccurate"`` (``K``
+        numerically singular; the pseudo-inverse was used).
+    solver : str
+        ``"cholesky"`` or ``"pinv"``.
+    solve_time : float
+        Wall time in seconds.
+    rank : int
+        Numerical rank of ``K`` used (``n`` on the Cholesky route).
+    """
+
+    coef: np.ndarray
+    norm: float
+    max_abs_residual: float
+    status: str
+    solver: str
+    solve_time: float
+    rank: int
+    _n: int = field(default=0, repr=False)
+
+    def predict(self, K_new_train: Any) -> np.ndarray:
+        """Predictions ``<phi(x), h> = sum_j c_j K(x, x_j)``.
+
+        Parameters
+        ----------
+        K_new_train : array_like, shape (m, n)
+            Kernel between new points (rows) and the training points (columns).
+
+        Returns
+        -------
+        ndarray, shape (m,) or (m, C)
+        """
+        Kn = as_float_array(K_new_train, "KernelRegressionResult.predict", "K_new_train", ndim=2)
+        if Kn.shape[1] != self._n:
+            raise fail(
+                "KernelRegressionResult.predict",
+                "K_new_train",
+                f"an (m, {self._n}) kernel between new and training points",
+                f"shape {Kn.shape}",
+            )
+        return Kn @ self.coef
+
+
+def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegressionResult:
+    r"""Minimum-norm kernel interpolation (problem K2).
+
+    .. math::
+
+        \min_h \tfrac12 \|h\|^2 \quad\text{s.t.}\quad \langle\phi(x_i), h\rangle = y_i,
+        \qquad h = \sum_j c_j \phi(x_j),\quad K c = y,
+
+    so the predictor is :math:`x \mapsto k(x)^\top K^{-1} y` and
+    :math:`\|h\| = \sqrt{c^\top K c}`. This is the early-phase (kernel-regime) regression
+    predictor of Lyu et al. (2024) when ``K`` is the empirical NTK at initialization.
+
+    ==================  ==================  ==============
+    math                argument / field    shape
+    ==================  ==================  ==============
+    :math:`K_{ij}`      ``K``               (n, n)
+    :math:`y_i`         ``y``               (n,) or (n, C)
+    :math:`c`           ``result.coef``     like ``y``
+    ==================  ==================  ==============
+
+    Parameters
+    ----------
+    K : array_like, shape (n, n)
+        Symmetric positive semidefinite kernel matrix.
+    y : array_like, shape (n,) or (n, C)
+        Real targets (one column per output).
+    rtol : float
+        Relative tolerance: eigenvalues below ``rtol * max eigenvalue`` count as zero on the
+        pseudo-inverse route, and interpolation must hold to ``max|Kc - y| <= sqrt(rtol) *
+        max(|y|, 1)`` (else :class:`~implicitbias.InfeasibleError`).
+
+    Returns
+    -------
+    KernelRegressionResult
+
+    Raises
+    ------
+    InfeasibleError
+        ``y`` is not in the range of ``K`` (singular ``K``): no ``h`` interpolates the data.
+
+    Warns
+    -----
+    InaccurateSolutionWarning
+        ``K`` is numerically singular; the pseudo-inverse route was used. ``h`` (and every
+        prediction) is still unique; ``coef`` is the minimum-Euclidean-norm choice.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import implicitbias as ib
+    >>> K = np.array([[2.0, 1.0], [1.0, 2.0]])
+    >>> res = ib.kernel_regression(K, np.array([1.0, -1.0]))
+    >>> res.coef
+    array([ 1., -1.])
+    >>> round(res.norm, 12)  # sqrt(c^T K c) = sqrt(2)
+    1.414213562373
+    >>> res.predict(np.array([[1.0, 0.0]]))
+    array([1.])
+
+    References
+    ----------
+    K. Lyu, J. Jin, Z. Li, S. S. Du, J. D. Lee, W. Hu. Dichotomy of Early and Late Phase
+    Implicit Biases Can Provably Induce Grokking. ICLR 2024, arXiv:2311.18817.
+    """
+    t0 = time.perf_counter()
+    Km = as_kernel_matrix(K, _FUNC, "K")
+    n = Km.shape[0]
+    yv = as_float_array(y, _FUNC, "y", ndim=(1, 2))
+    if yv.shape[0] != n:
+        raise fail(_FUNC, "y", f"of length {n} (one target per row of K)", f"shape {yv.shape}")
+    rtol = check_positive(rtol, _FUNC, "rtol")
+    y_scale = max(float(np.max(np.abs(yv))), 1.0)
+    accept = np.sqrt(rtol) * y_scale
+
+    coef: np.ndarray | None = None
+    solver, status, rank = "cholesky", "optimal", n
+    try:
+        c_fac = sla.cho_factor(Km, lower=True, check_finite=False)
+        d = np.abs(np.diag(c_fac[0]))
+        # squared pivots bound the eigenvalues; a tiny one means K is numerically singular
+        if float(np.min(d)) ** 2 > rtol * float(np.max(np.diag(Km))):
+            coef = sla.cho_solve(c_fac, yv, check_finite=False)
+            coef = coef + sla.cho_solve(c_fac, yv - Km @ coef, check_finite=False)
+            if float(np.max(np.abs(Km @ coef - yv))) > accept:
+                coef = None
+    except np.linalg.LinAlgError:
+        coef = None
+    if coef is None:
+        w, V = np.linalg.eigh(Km)
+        keep = w > rtol * max(float(w[-1]), 0.0)
+        rank = int(np.count_nonzero(keep))
+        Vk = V[:, keep]
+        coef = Vk @ ((Vk.T @ yv) / (w[keep] if yv.ndim == 1 else w[keep][:, None]))
+        solver, status = "pinv", "optimal_inaccurate"
+    residual = float(np.max(np.abs(Km @ coef - yv)))
+    if residual > accept:
+        raise InfeasibleError(
+            f"{_FUNC}: y is not in the range of the (singular) kernel matrix K, so no h "
+            f"interpolates the data (numerical rank {rank} of {n}; best residual max|Kc - y| = "
+            f"{residual:.3g}). Duplicate inputs with different targets cause this; "
+            f"use kernel ridge regression instead."
+        )
+    if solver == "pinv":
+        warnings.warn(
+            f"{_FUNC}: K is numerically singular (rank {rank} of {n}); used the "
+            f"pseudo-inverse. The interpolant h is unique, coef is the minimum-norm choice.",
+            InaccurateSolutionWarning,
+            stacklevel=2,
+        )
+    quad = float(np.sum(coef * (Km @ coef)))
+    return KernelRegressionResult(
+        coef=coef,
+        norm=float(np.sqrt(max(quad, 0.0))),
+        max_abs_residual=residual,
+        status=status,
+        solver=solver,
+        solve_time=time.perf_counter() - t0,
+        rank=rank,
+        _n=n,
+    )

@@ -1,0 +1,286 @@
+"""Multiclass hard-margin kernel SVM without bias on a multi-output kernel (THEORY §3)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from implicitbias._errors import InaccurateSolutionWarning, NotSeparableError, SolverError
+from implicitbias._validation import (
+    as_class_labels,
+    as_float_array,
+    as_kernel_matrix,
+    check_choice,
+    check_int,
+    check_positive,
+    fail,
+)
+from implicitbias.kernel_regime.kernel_svm import (
+    _SEPARABILITY_FLOOR,
+    _blas_limit,
+    _certify,
+    _cvxpy_nonneg_qp,
+    _not_separable_message,
+    _solve_nonneg_qp,
+    _status_from,
+    _support_of,
+)
+
+__all__ = ["MulticlassKernelSVMResult", "multiclass_kernel_svm"]
+
+_FUNC = "multiclass_kernel_svm"
+
+
+@dataclass(frozen=True)
+class MulticlassKernelSVMResult:
+    """Solution of the multiclass hard-margin kernel SVM without bias.
+
+    Attributes
+    ----------
+    dual : ndarray, shape (n, C)
+        Multipliers ``a_ij >= 0`` of the pair constraints; ``dual[i, y_i] = 0``.
+    coef : ndarray, shape (n, C)
+        Expansion ``h = sum_{i,c} coef[i, c] phi_c(x_i)``: ``coef[i, y_i] = sum_j a_ij``,
+        ``coef[i, j] = -a_ij``.
+    margin : float
+        ``1 / ||h||``, the multiclass margin of the unit-norm solution.
+    norm : float
+        ``||h||``.
+    objective : float
+        ``1/2 ||h||^2``.
+    support : ndarray of int, shape (s, 2)
+        Pairs ``(i, j)`` with ``a_ij > 0``.
+    status, solver, solve_time, max_violation, kkt_residual, duality_gap, margin_lower,
+    margin_upper, n_iter
+        As in :class:`~implicitbias.KernelSVMResult`, for the pair constraints.
+    """
+
+    dual: np.ndarray
+    coef: np.ndarray
+    margin: float
+    norm: float
+    objective: float
+    support: np.ndarray
+    status: str
+    solver: str
+    solve_time: float
+    max_violation: float
+    kkt_residual: float
+    duality_gap: float
+    margin_lower: float
+    margin_upper: float
+    n_iter: int = 0
+    _n: int = field(default=0, repr=False)
+    _c: int = field(default=0, repr=False)
+
+    def decision_function(self, K_full_new_train: Any) -> np.ndarray:
+        """Scores ``<phi_c(x), h>`` for each new point and class.
+
+        Parameters
+        ----------
+        K_full_new_train : array_like, shape (m*C, n*C)
+            Multi-output kernel between new and training points, row index ``x*C + c``,
+            column index ``i*C + b``.
+
+        Returns
+        -------
+        ndarray, shape (m, C)
+        """
+        name = "MulticlassKernelSVMResult.decision_function"
+        Kn = as_float_array(K_full_new_train, name, "K_full_new_train", ndim=2)
+        C, nC = self._c, self._n * self._c
+        if Kn.shape[1] != nC or Kn.shape[0] % C != 0:
+            raise fail(
+                name,
+                "K_full_new_train",
+                f"an (m*{C}, {nC}) multi-output kernel between new and training points",
+                f"shape {Kn.shape}",
+            )
+        return (Kn @ self.coef.ravel()).reshape(-1, C)
+
+    def predict(self, K_full_new_train: Any) -> np.ndarray:
+        """Predicted classes ``argmax_c <phi_c(x), h>``, shape (m,)."""
+        return np.argmax(self.decision_function(K_full_new_train), axis=1)
+
+
+def multiclass_kernel_svm(
+    K_full: Any,
+    y: Any,
+    *,
+    n_classes: int | None = None,
+    solver: str = "auto",
+    tol: float = 1e-9,
+    cvxpy_solver: str | None = None,
+    fallback: bool = True,
+) -> MulticlassKernelSVMResult:
+    r"""Multiclass hard-margin kernel SVM without bias on a multi-output kernel.
+
+    .. math::
+
+        \min_h \tfrac12\|h\|^2 \quad\text{s.t.}\quad
+        \langle \phi_{y_i}(x_i) - \phi_j(x_i), h \rangle \ge 1
+        \quad \forall i,\ j \ne y_i,
+
+    solved through its dual over the :math:`n(C-1)` pairs,
+    :math:`\max_{a\ge0} \mathbf 1^\top a - \tfrac12 a^\top M a` with
+    :math:`M_{(i,j),(k,l)} = K_{(i,y_i),(k,y_k)} - K_{(i,y_i),(k,l)} - K_{(i,j),(k,y_k)}
+    + K_{(i,j),(k,l)}`, by the exact active-set solver of :func:`~implicitbias.kernel_svm`.
+    The kernel-regime counterpart of the multiclass margin problem (THEORY §3) when
+    ``K_full`` is the multi-output empirical NTK; scikit-learn's ``SVC`` (one-vs-one, with a
+    bias) solves a different problem.
+
+    ======================================  ======================  ============
+    math                                    argument / field        shape
+    ======================================  ======================  ============
+    :math:`K_{(i,a),(j,b)}` (index i*C+a)   ``K_full``              (n*C, n*C)
+    :math:`y_i \in \{0..C-1\}`              ``y``                   (n,)
+    :math:`a_{ij}`                          ``result.dual``         (n, C)
+    ======================================  ======================  ============
+
+    Parameters
+    ----------
+    K_full : array_like, shape (n*C, n*C)
+        Symmetric PSD multi-output kernel, ``K_full[i*C + a, j*C + b] = <phi_a(x_i), phi_b(x_j)>``.
+    y : array_like of int, shape (n,)
+        Class labels in {0, ..., C-1}.
+    n_classes : int, optional
+        ``C``; by default ``K_full.shape[0] // len(y)``.
+    solver : {"auto", "active-set", "cvxpy"}
+        As in :func:`~implicitbias.kernel_svm`.
+    tol : float
+        Certificate tolerance (primal violation, relative slackness, relative duality gap).
+    cvxpy_solver : str, optional
+        Solver for the cvxpy route (default CLARABEL).
+    fallback : bool
+        Retry with cvxpy when the active-set answer fails its certificate.
+
+    Returns
+    -------
+    MulticlassKernelSVMResult
+
+    Raises
+    ------
+    NotSeparableError
+        No ``h`` satisfies all pair constraints (e.g. duplicate inputs with different labels).
+    SolverError
+        No route produced an answer that passes the optimality checks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import implicitbias as ib
+    >>> # one point, 3 classes, orthonormal class features: h = (2, -1, -1)/3 direction
+    >>> res = ib.multiclass_kernel_svm(np.eye(3), np.array([0]))
+    >>> np.round(res.dual, 6)
+    array([[0.      , 0.333333, 0.333333]])
+    >>> round(res.margin, 6)  # 1/||h||, ||h||^2 = sum(a) = 2/3
+    1.224745
+    >>> res.predict(np.eye(3)[:, :])
+    array([0])
+
+    References
+    ----------
+    K. Lyu, J. Jin, Z. Li, S. S. Du, J. D. Lee, W. Hu. Dichotomy of Early and Late Phase
+    Implicit Biases Can Provably Induce Grokking. ICLR 2024, arXiv:2311.18817.
+    K. Crammer, Y. Singer. On the algorithmic implementation of multiclass kernel-based
+    vector machines. JMLR 2, 2001.
+    """
+    t0 = time.perf_counter()
+    Kf = as_kernel_matrix(K_full, _FUNC, "K_full")
+    yv0 = as_class_labels(y, _FUNC, "y")
+    n = yv0.shape[0]
+    if n_classes is None:
+        if Kf.shape[0] % n != 0:
+            raise fail(
+                _FUNC,
+                "K_full",
+                f"of shape (n*C, n*C) with n = {n} (the length of y)",
+                f"shape {Kf.shape}",
+            )
+        C = Kf.shape[0] // n
+    else:
+        C = check_int(n_classes, _FUNC, "n_classes", minimum=2)
+    if C < 2:
+        raise fail(
+            _FUNC, "K_full", f"of shape (n*C, n*C) with C >= 2 and n = {n}", f"shape {Kf.shape}"
+        )
+    if Kf.shape[0] != n * C:
+        raise fail(
+            _FUNC, "K_full", f"of shape ({n * C}, {n * C}) (n = {n}, C = {C})", f"shape {Kf.shape}"
+        )
+    yv = as_class_labels(yv0, _FUNC, "y", n_classes=C)
+    check_choice(solver, _FUNC, "solver", ("auto", "active-set", "cvxpy"))
+    tol = check_positive(tol, _FUNC, "tol")
+
+    # pairs p = (i, j), j != y_i, in row-major order of (i, j)
+    mask = np.ones((n, C), dtype=bool)
+    mask[np.arange(n), yv] = False
+    pi, pj = np.nonzero(mask)
+    ry = pi * C + yv[pi]
+    rj = pi * C + pj
+    M = Kf[np.ix_(ry, ry)] - Kf[np.ix_(ry, rj)] - Kf[np.ix_(rj, ry)] + Kf[np.ix_(rj, rj)]
+    M = 0.5 * (M + M.T)
+    radius = float(np.sqrt(max(float(np.max(np.diag(M))), 0.0)))
+    if radius == 0.0:
+        raise NotSeparableError(_not_separable_message(_FUNC, 0.0, 0.0))
+
+    routes = ["active-set", "cvxpy"] if solver in ("auto", "active-set") else ["cvxpy"]
+    if not fallback:
+        routes = routes[:1]
+    failures: list[str] = []
+    for k, route in enumerate(routes):
+        n_iter = 0
+        if route == "active-set":
+            with _blas_limit(M.shape[0]):
+                out = _solve_nonneg_qp(M, tol=tol)
+            a, n_iter, name = out.a, out.n_iter, "active-set"
+        else:
+            a = _cvxpy_nonneg_qp(M, formulation="quad_form", cvxpy_solver=cvxpy_solver)
+            name = f"cvxpy:{cvxpy_solver or 'CLARABEL'}" + (" (fallback)" if k > 0 else "")
+            if not np.all(np.isfinite(a)):
+                raise NotSeparableError(_not_separable_message(_FUNC, 0.0, radius))
+        cert = _certify(M, a)
+        if cert.margin_upper <= _SEPARABILITY_FLOOR * radius:
+            raise NotSeparableError(_not_separable_message(_FUNC, cert.margin_upper, radius))
+        status = _status_from(cert, tol)
+        if status is None:
+            failures.append(f"{name}: KKT residual {cert.kkt_residual:.3g}")
+            continue
+        if status == "optimal_inaccurate":
+            warnings.warn(
+                f"{_FUNC}: the {name} answer satisfies the optimality checks only to "
+                f"{cert.kkt_residual:.3g} (tol {tol:.3g}).",
+                InaccurateSolutionWarning,
+                stacklevel=2,
+            )
+        dual = np.zeros((n, C))
+        dual[pi, pj] = a
+        coef = -dual.copy()
+        coef[np.arange(n), yv] = dual.sum(axis=1)
+        quad = float(a @ (M @ a))
+        norm = float(np.sqrt(quad))
+        sup = np.flatnonzero(a > 0) if route == "active-set" else _support_of(a)
+        return MulticlassKernelSVMResult(
+            dual=dual,
+            coef=coef,
+            margin=1.0 / norm,
+            norm=norm,
+            objective=0.5 * float(np.sum(a)),
+            support=np.stack([pi[sup], pj[sup]], axis=1),
+            status=status,
+            solver=name,
+            solve_time=time.perf_counter() - t0,
+            max_violation=cert.max_violation,
+            kkt_residual=cert.kkt_residual,
+            duality_gap=cert.duality_gap,
+            margin_lower=cert.margin_lower,
+            margin_upper=cert.margin_upper,
+            n_iter=n_iter,
+            _n=n,
+            _c=C,
+        )
+    raise SolverError(f"{_FUNC}: no route passed the optimality checks ({'; '.join(failures)}).")
