@@ -702,6 +702,8 @@ def empirical_ntk(
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, _FUNC, "chunk_size", minimum=1)
     h = model if isinstance(model, Homogeneous) else Homogeneous(model, degree=1, _skip_check=True)
+    if X2 is X1:
+        X2 = None  # the symmetric case: half the work
     X1, X2, C = _prepare(h, X1, X2)
     full = C > 1 and not trace
     n1 = X1.shape[0]
