@@ -631,3 +631,13 @@ def test_killed_process_leaves_csv_and_resumes(tmp_path: Path, method: str) -> N
     _same(rest.history, full.history, rtol=1e-12)
     _same(History.from_csv(csv_path), full.history, rtol=1e-12)
     assert rest.grad_evals == full.grad_evals
+
+
+def test_default_schedule_is_shared_when_t_max_is_off_the_step_grid() -> None:
+    X, y = _sparse_data(16, 10)
+    kw = dict(weight_decay=0.05, lr=0.01, t_max=14.554, num_evals=60)
+    gd = train(_diag(10), X, y, method="gd", **kw)
+    flow = train(_diag(10), X, y, method="flow", **kw)
+    assert gd.t_final == pytest.approx(14.55) and flow.t_final == 14.554  # GD: whole steps
+    np.testing.assert_array_equal(gd.history["t"], flow.history["t"][:-1])
+    assert flow.history["t"][-1] == 14.554

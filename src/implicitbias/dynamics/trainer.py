@@ -285,8 +285,9 @@ def train(
         GD runs ``round(t_max/lr)`` steps.
     eval_times : sequence of float, optional
         Gradient-flow times at which to record a history row (0 ≤ t ≤ t_max; GD rounds each to
-        the nearest step). Default: ``log_schedule(t_max, num_evals, step=lr)`` — 0, then
-        log-spaced multiples of η from η to t_max, identical for both methods.
+        the nearest step). Default: ``log_schedule(K·η, num_evals, step=lr)`` with
+        K = round(t_max/η) — 0, then log-spaced multiples of η from η to t_max, identical for
+        both methods (the flow adds t_max itself when it is not a multiple of η).
     num_evals : int, default 200
         Size of the default schedule.
     metrics : callable, optional
@@ -430,7 +431,13 @@ def train(
             raise fail(_FUNC, "steps", "at least one GD step (t_max ≥ lr/2)", f"t_max = {t_end:g}")
         t_end = total_steps * lr
     if eval_times is None:
-        times = log_schedule(t_end, num_evals, step=lr)
+        # multiples of η (the same grid for both methods); the flow also records at t_max
+        # itself when t_max is not a multiple of η
+        k_end = max(1, int(math.floor(t_end / lr + 0.5)))
+        times = log_schedule(k_end * lr, num_evals, step=lr)
+        times = times[times <= t_end * (1 + 1e-12)]
+        if times[-1] < t_end * (1 - 1e-12):
+            times = np.append(times, t_end)
     else:
         times = as_float_array(eval_times, _FUNC, "eval_times", ndim=1)
         if np.any(times < 0) or np.any(times > t_end * (1 + 1e-12)):
