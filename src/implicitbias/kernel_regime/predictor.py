@@ -311,6 +311,7 @@ def ntk_predictor(
         multiclass_kernel_svm = getattr(kr, "multiclass_kernel_svm", None)
         if multiclass_kernel_svm is None:  # pragma: no cover - depends on the solver module
             from implicitbias.kernel_regime.multiclass_svm import multiclass_kernel_svm
+        options.setdefault("n_classes", C)
         solution = multiclass_kernel_svm(Kn, labels, **options)
         coef = _multiclass_coef(solution, labels, n, C)
         scores = (Kn @ coef.reshape(-1)).reshape(n, C)
