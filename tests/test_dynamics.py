@@ -641,3 +641,49 @@ def test_default_schedule_is_shared_when_t_max_is_off_the_step_grid() -> None:
     assert gd.t_final == pytest.approx(14.55) and flow.t_final == 14.554  # GD: whole steps
     np.testing.assert_array_equal(gd.history["t"], flow.history["t"][:-1])
     assert flow.history["t"][-1] == 14.554
+
+
+@pytest.mark.parametrize("method", ["gd", "flow"])
+def test_ctrl_c_stops_at_a_step_boundary_and_resumes(tmp_path: Path, method: str) -> None:
+    import os
+    import signal
+
+    X, y = _sparse_data(16, 10)
+    kw = dict(weight_decay=0.05, lr=0.05, steps=600, num_evals=30, method=method)
+    full = train(_diag(10), X, y, **kw)
+    count = [0]
+
+    def metrics(model: ib.Homogeneous, t: float) -> dict[str, float]:
+        count[0] += 1
+        if count[0] == 9:
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, delivered during the run
+        return {}
+
+    ckpt = tmp_path / "run.pt"
+    part = train(_diag(10), X, y, metrics=metrics, checkpoint_path=ckpt, **kw)
+    assert part.interrupted and len(part.history) == 9  # the evaluation in progress completes
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    rest = train(_diag(10), X, y, checkpoint_path=ckpt, resume=True, **kw)
+    _same(rest.history, full.history, rtol=1e-12)
+
+
+def test_gd_final_state_when_schedule_ends_early() -> None:
+    X, y = _sparse_data(16, 10)
+    a = train(_diag(10), X, y, weight_decay=0.05, lr=0.05, steps=100, eval_times=[0.0, 0.5])
+    b = train(_diag(10), X, y, weight_decay=0.05, lr=0.05, steps=100)
+    assert a.t_final == b.t_final == pytest.approx(5.0) and len(a.history) == 2
+    torch.testing.assert_close(a.model.theta(), b.model.theta(), rtol=0.0, atol=0.0)
+
+
+def test_metrics_that_move_the_parameters_do_not_change_gd() -> None:
+    X, y = _sparse_data(16, 10)
+
+    def clobber(model: ib.Homogeneous, t: float) -> dict[str, float]:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(3.0)
+        return {}
+
+    a = train(_diag(10), X, y, weight_decay=0.05, lr=0.05, steps=100, metrics=clobber)
+    b = train(_diag(10), X, y, weight_decay=0.05, lr=0.05, steps=100)
+    _same(a.history, b.history)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -156,6 +158,66 @@ class _Problem:
         """F(θ) = −∇L_λ(θ) and the outputs."""
         g, out = self.gradient(theta)
         return g.neg_(), out
+
+    # GD works on the parameters in place (no flat copies per step), like torch.optim.SGD
+    def flat(self) -> torch.Tensor:
+        """The current parameters as a new flat vector θ."""
+        return torch.cat([p.detach().reshape(-1) for p in self.params])
+
+    def current_outputs(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self.h(self.X)
+
+    def param_gradients(self) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """(per-parameter ∇L, outputs) at the current parameters."""
+        with torch.enable_grad():
+            out = self.h(self.X)
+            dl = self.loss.derivative(out.detach(), self.y).div_(self.n)
+            grads = torch.autograd.grad(out, self.params, grad_outputs=dl, allow_unused=True)
+        self.grad_evals += 1
+        return [
+            g if g is not None else torch.zeros_like(p) for g, p in zip(grads, self.params)
+        ], out.detach()
+
+    def sgd_step(self, grads: list[torch.Tensor], lr: float) -> None:
+        """θ ← θ − η(∇L + λθ), exactly torch.optim.SGD(lr=η, weight_decay=λ)."""
+        with torch.no_grad():
+            if self.lam != 0.0:
+                torch._foreach_add_(grads, self.params, alpha=self.lam)
+            torch._foreach_add_(self.params, grads, alpha=-lr)
+
+
+class _DeferredInterrupt:
+    """Turn SIGINT (Ctrl-C) into a flag checked at step boundaries, so that an interrupted run
+    always stops in a consistent state; a second Ctrl-C interrupts at once. Only in the main
+    thread (elsewhere Python does not deliver signals)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handler)
+                self._installed = True
+            except ValueError:  # pragma: no cover - e.g. embedded interpreters
+                self._installed = False
+        return self
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _check_labels(loss: Loss, y: Any, n: int, out_shape: tuple[int, ...], dtype, device):
@@ -326,7 +388,10 @@ def train(
     Returns
     -------
     TrainResult
-        On ``KeyboardInterrupt`` the result recorded so far, with ``interrupted=True``.
+        On ``KeyboardInterrupt`` the result recorded so far, with ``interrupted=True``. A Ctrl-C
+        (SIGINT, main thread) is deferred to the end of the current step or evaluation, so the
+        run stops in a consistent state (and checkpoints it); a second Ctrl-C stops at once.
+        A ``KeyboardInterrupt`` raised by ``metrics`` stops the run before that evaluation.
 
     Raises
     ------
@@ -647,47 +712,66 @@ def train(
         next_ckpt[0] = (math.floor(committed.t / checkpoint_every) + 1) * checkpoint_every
 
     # ------------------------------------------------------------------ loops
+    interrupt = _DeferredInterrupt()
+    gd_phase = "top"
+    theta_eval = theta0
+    k = idx = 0
     try:
+        interrupt.__enter__()
         if method == "gd":
             assert eval_steps is not None
             if committed is None:
                 committed = _Committed(theta0.clone(), 0.0, 0, 0, 0, 0, 0, lr, 1.0, None, None)
-            theta = committed.theta
+            # GD updates the parameters in place; (params, k, idx) is the state, with one
+            # history row per recorded evaluation (rows = idx), materialized as a flat θ only
+            # at evaluations and checkpoints.
+            prob.load(committed.theta)
             k = committed.n_steps
             idx = committed.eval_index
             n_eval = len(eval_steps)
+            next_eval = int(eval_steps[idx]) if idx < n_eval else -1
             while True:
+                gd_phase = "top"
+                interrupt.check()
                 if k < total_steps:
-                    g, out = prob.gradient(theta)
+                    grads, out = prob.param_gradients()
                 else:
-                    g, out = None, prob.outputs(theta)
-                evaluated = False
-                if idx < n_eval and eval_steps[idx] == k:
-                    if not bool(torch.isfinite(out).all()) or not bool(torch.isfinite(theta).all()):
+                    grads, out = None, prob.current_outputs()
+                if k == next_eval:
+                    theta_eval = prob.flat()
+                    if not bool(torch.isfinite(out).all()) or not bool(
+                        torch.isfinite(theta_eval).all()
+                    ):
                         status = "diverged"
                         break
-                    record(theta, out, k * lr, k, float(k))
+                    gd_phase = "record"
+                    record(theta_eval, out, k * lr, k, float(k))
+                    if metrics is not None:
+                        prob.load(theta_eval)  # in case the metrics moved the parameters
                     idx += 1
-                    evaluated = True
+                    gd_phase = "top"
+                    next_eval = int(eval_steps[idx]) if idx < n_eval else -1
                     tick(k * lr)
-                if evaluated:
-                    # the state (θ_k, k) with the evaluation at step k done
                     committed = _Committed(
-                        theta, k * lr, k, 0, k, idx, len(history), lr, 1.0, None, None
+                        theta_eval, k * lr, k, 0, k, idx, idx, lr, 1.0, None, None
                     )
                     maybe_checkpoint(committed, True)
-                if g is None:
+                if grads is None:
                     break
-                theta = theta - lr * g  # g already contains λθ: θ − η(∇L + λθ)
+                gd_phase = "update"
+                prob.sgd_step(grads, lr)
                 k += 1
-                committed = _Committed(
-                    theta, k * lr, k, 0, k, idx, len(history), lr, 1.0, None, None
-                )
-                if checkpoint_every is not None:
+                gd_phase = "top"
+                if checkpoint_every is not None and k * lr >= next_ckpt[0]:
+                    committed = _Committed(
+                        prob.flat(), k * lr, k, 0, k, idx, idx, lr, 1.0, None, None
+                    )
                     maybe_checkpoint(committed, False)
-                if k % 1000 == 0 and not bool(torch.isfinite(theta).all()):
+                if k % 1000 == 0 and not all(bool(torch.isfinite(p).all()) for p in prob.params):
                     status = "diverged"
                     break
+            # the final state (also when the schedule does not end at the last step)
+            committed = _Committed(prob.flat(), k * lr, k, 0, k, idx, idx, lr, 1.0, None, None)
         else:
             tab = TABLEAUX[integrator]
             if committed is None:
@@ -712,6 +796,7 @@ def train(
                 maybe_checkpoint(s, True)
             hstep = s.h
             while s.t < t_end:
+                interrupt.check()
                 if max_step is not None:
                     hstep = min(hstep, max_step)
                 last = s.t + hstep >= t_end * (1 - 1e-12)
@@ -768,7 +853,13 @@ def train(
                     committed = s
     except KeyboardInterrupt:
         status = "interrupted"
+        if method == "gd" and gd_phase != "update":
+            # the live state is consistent: θ_k (before the metrics of step k ran, if they
+            # raised), k steps, idx evaluations (rows beyond idx are dropped from checkpoints)
+            theta_now = theta_eval if gd_phase == "record" else prob.flat()
+            committed = _Committed(theta_now, k * lr, k, 0, k, idx, idx, lr, 1.0, None, None)
     finally:
+        interrupt.__exit__()
         if bar is not None:
             bar.close()
         if writer is not None:
