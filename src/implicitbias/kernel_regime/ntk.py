@@ -116,12 +116,13 @@ def _prepare(h: Homogeneous, X1: Any, X2: Any) -> tuple[torch.Tensor, torch.Tens
 @dataclass
 class _Route:
     """A kernel route: per-example ``features`` of a batch, their row ``take``, and
-    ``contract(F1, F2, full)``, the kernel block between two batches of features."""
+    ``contract(F1, F2, full, dest)``, which adds the kernel block between two batches of
+    features to ``dest`` (a view into the output)."""
 
     name: str
     features: Callable[[torch.Tensor], Any]
     take: Callable[[Any, int, int], Any]
-    contract: Callable[[Any, Any, bool], torch.Tensor]
+    contract: Callable[[Any, Any, bool, torch.Tensor], None]
     bytes_per_row: int  # memory of one example's features
     bytes_per_pair: int  # temporaries per kernel entry (i, j) during a contraction
 
@@ -168,12 +169,13 @@ def _blocked_kernel(
             re = min(n1, r + chunk_size)
             F1 = route.take(F1all, r, re) if F1all is not None else route.features(X1[r:re])
             if symmetric:
-                block = route.contract(F1, route.take(Fc, r, n2), full)
-                _symmetrize_square(block, (re - r) * c)
-                out[r * c : re * c, r * c :] += block
-                out[re * c :, r * c : re * c] += block[:, (re - r) * c :].T
+                dest = out[r * c : re * c, r * c :]
+                route.contract(F1, route.take(Fc, r, n2), full, dest)
+                _symmetrize_square(dest, (re - r) * c)
+                # what was in ``out`` before is symmetric, so the lower part is a copy
+                out[re * c :, r * c : re * c].copy_(dest[:, (re - r) * c :].T)
             else:
-                out[r * c : re * c, :] += route.contract(F1, Fc, full)
+                route.contract(F1, Fc, full, out[r * c : re * c, :])
         return
     # Features do not fit: a large row block against small column blocks, recomputed per row
     # block (the column features are evaluated about n1 / row_chunk times in all).
@@ -187,16 +189,16 @@ def _blocked_kernel(
         F1 = route.features(X1[r:re])
         start = 0
         if symmetric:
-            block = route.contract(F1, F1, full)
-            _symmetrize_square(block, (re - r) * c)
-            out[r * c : re * c, r * c : re * c] += block
+            dest = out[r * c : re * c, r * c : re * c]
+            route.contract(F1, F1, full, dest)
+            _symmetrize_square(dest, (re - r) * c)
             start = re
         for s in range(start, n2, col_chunk):
             se = min(n2, s + col_chunk)
-            block = route.contract(F1, route.features(Xc[s:se]), full)
-            out[r * c : re * c, s * c : se * c] += block
+            dest = out[r * c : re * c, s * c : se * c]
+            route.contract(F1, route.features(Xc[s:se]), full, dest)
             if symmetric:
-                out[s * c : se * c, r * c : re * c] += block.T
+                out[s * c : se * c, r * c : re * c].copy_(dest.T)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,17 +233,13 @@ def _jacobian_route(h: Homogeneous, C: int) -> _Route:
                 state["vmap"] = False  # modules vmap cannot batch: per-example autograd loop
         return [h.jacobian(X, chunk_size=m).reshape(m, C, p)]
 
-    def contract(F1: list[torch.Tensor], F2: list[torch.Tensor], full: bool) -> torch.Tensor:
-        out = None
+    def contract(
+        F1: list[torch.Tensor], F2: list[torch.Tensor], full: bool, dest: torch.Tensor
+    ) -> None:
         for J1, J2 in zip(F1, F2):
             m1, m2 = J1.shape[0], J2.shape[0]
-            if full:
-                block = J1.reshape(m1 * C, -1) @ J2.reshape(m2 * C, -1).T
-            else:
-                block = J1.reshape(m1, -1) @ J2.reshape(m2, -1).T
-            out = block if out is None else out.add_(block)
-        assert out is not None
-        return out
+            rows1, rows2 = (m1 * C, m2 * C) if full else (m1, m2)
+            dest.addmm_(J1.reshape(rows1, -1), J2.reshape(rows2, -1).T)
 
     def take(F: list[torch.Tensor], a: int, b: int) -> list[torch.Tensor]:
         return [J[a:b] for J in F]
@@ -367,7 +365,7 @@ def _structured_route(model: nn.Module, C: int, dtype: torch.dtype, probe: torch
                             m.weight.requires_grad,
                         )
                     )
-                    W = m.weight
+                    W = m.weight.detach()
                     if delta is None:
                         delta = W.unsqueeze(0).expand(n, *W.shape)
                     else:  # one (n·C, out) × (out, in) product, not n small ones
@@ -407,42 +405,53 @@ def _structured_route(model: nn.Module, C: int, dtype: torch.dtype, probe: torch
             feats.reverse()
         return feats
 
-    def contract(F1: list, F2: list, full: bool) -> torch.Tensor:
-        first = F1[0][1]
-        n1 = first.shape[0]
+    workspace: dict[int, torch.Tensor] = {}
+
+    def buffer(slot: int, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
+        """A reusable (rows, cols) scratch matrix (no fresh allocation per block)."""
+        flat = workspace.get(slot)
+        if flat is None or flat.numel() < rows * cols or flat.device != like.device:
+            flat = torch.empty(rows * cols, dtype=like.dtype, device=like.device)
+            workspace[slot] = flat
+        return flat[: rows * cols].view(rows, cols)
+
+    @torch.no_grad()
+    def contract(F1: list, F2: list, full: bool, dest: torch.Tensor) -> None:
+        n1 = F1[0][1].shape[0]
         n2 = F2[0][1].shape[0]
-        shape = (n1 * C, n2 * C) if full else (n1, n2)
-        K = torch.zeros(shape, dtype=first.dtype, device=first.device)
-        Kv = K.view(n1, C, n2, C) if full else K
+        Kv = dest.view(n1, C, n2, C) if full else dest
         for f1, f2 in zip(F1, F2):
             if f1[0] == "grad":  # per-example gradients of a conv layer
                 E1, E2 = f1[1], f2[1]
-                if full:
-                    K.add_(E1.reshape(n1 * C, -1) @ E2.reshape(n2 * C, -1).T)
-                else:
-                    K.add_(E1.reshape(n1, -1) @ E2.reshape(n2, -1).T)
+                rows1, rows2 = (n1 * C, n2 * C) if full else (n1, n2)
+                dest.addmm_(E1.reshape(rows1, -1), E2.reshape(rows2, -1).T)
                 continue
             _, A1, D1, b1, w1 = f1
             _, A2, D2, _, _ = f2
             if not (w1 or b1):
                 continue
             # G = Gram of the layer inputs (augmented with a ones column for a bias).
-            G = A1 @ A2.T if w1 else torch.zeros((n1, n2), dtype=A1.dtype, device=A1.device)
+            G = buffer(0, n1, n2, A1)
+            if w1:
+                torch.mm(A1, A2.T, out=G)
+            else:
+                G.zero_()
             if b1:
                 G += 1.0
             if D1 is None:  # output layer: ΔΔᵀ = I_C
                 if full:
                     Kv.diagonal(dim1=1, dim2=3).add_(G.unsqueeze(-1))
                 else:
-                    K.add_(G, alpha=float(C))
+                    dest.add_(G, alpha=float(C))
             elif full:
                 w = D1.shape[-1]
-                DD = D1.reshape(n1 * C, w) @ D2.reshape(n2 * C, w).T
+                DD = buffer(1, n1 * C, n2 * C, A1)
+                torch.mm(D1.reshape(n1 * C, w), D2.reshape(n2 * C, w).T, out=DD)
                 Kv.addcmul_(G[:, None, :, None], DD.view(n1, C, n2, C))
             else:
-                DD = D1.reshape(n1, -1) @ D2.reshape(n2, -1).T
-                K.addcmul_(G, DD)
-        return K
+                DD = buffer(1, n1, n2, A1)
+                torch.mm(D1.reshape(n1, -1), D2.reshape(n2, -1).T, out=DD)
+                dest.addcmul_(G, DD)
 
     def take(F: list, a: int, b: int) -> list:
         out = []
