@@ -1,0 +1,204 @@
+"""Minimum-norm interpolation: basis pursuit (ℓ1, rich regime) and min-ℓ2 (kernel regime)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linprog
+
+from implicitbias._errors import InfeasibleError, SolverError
+from implicitbias._validation import (
+    as_float_array,
+    check_positive,
+    check_same_length,
+    fail,
+)
+from implicitbias.rich_regime._results import InterpolationResult, classify, nonzero_indices
+
+__all__ = ["min_l1_interpolation", "min_l2_interpolation"]
+
+_HINT = "Check that X has full row rank, or rescale the data."
+
+
+def _check(X: Any, y: Any, func: str) -> tuple[np.ndarray, np.ndarray]:
+    X = as_float_array(X, func, "X", ndim=2)
+    y = as_float_array(y, func, "y", ndim=1)
+    check_same_length(func, X=X, y=y)
+    return X, y
+
+
+def _lstsq(X: np.ndarray, y: np.ndarray, func: str, rtol: float) -> tuple[np.ndarray, float]:
+    """Minimum-ℓ2 solution of X w = y; InfeasibleError when y is not in range(X)."""
+    w, *_ = np.linalg.lstsq(X, y, rcond=None)
+    res = float(np.max(np.abs(X @ w - y)))
+    scale = max(float(np.max(np.abs(y))), np.finfo(np.float64).tiny)
+    if res > rtol * scale:
+        raise InfeasibleError(
+            f"{func}: no w satisfies X w = y: the least-squares residual is "
+            f"max_i |<w, x_i> - y_i| = {res:.3g} (relative {res / scale:.3g} > {rtol:.3g}), so y "
+            f"is not in the range of X (X has {X.shape[0]} rows and rank "
+            f"{np.linalg.matrix_rank(X)}). Remove redundant or contradicting examples."
+        )
+    return w, res
+
+
+def min_l2_interpolation(X: Any, y: Any, *, rtol: float = 1e-8) -> InterpolationResult:
+    r"""Minimum-ℓ2-norm interpolant (ridgeless regression; the diagonal net's kernel regime).
+
+    .. math::
+
+        \min_w \|w\|_2 \quad \text{s.t.} \quad X w = y,
+
+    solved by :func:`numpy.linalg.lstsq` (``w = X⁺ y``). The dual certificate is
+    ``ν = (X Xᵀ)⁺ y / ‖w‖₂`` (``‖Xᵀν‖₂ = 1``, ``⟨ν, y⟩ = ‖w‖₂``).
+
+    ==========================  ==================================
+    math                        argument / field
+    ==========================  ==================================
+    :math:`X`, :math:`y`        ``X`` (n, d), ``y`` (n,)
+    :math:`w`, :math:`\nu`      ``result.w``, ``result.dual``
+    ==========================  ==================================
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+    y : array_like of shape (n,)
+        Real targets.
+    rtol : float
+        Largest accepted residual ``max_i |⟨w, x_i⟩ − y_i|`` relative to ``max |y|``.
+
+    Returns
+    -------
+    InterpolationResult
+
+    Raises
+    ------
+    InfeasibleError
+        If ``y`` is not in the range of ``X``.
+
+    Examples
+    --------
+    >>> import implicitbias as ib
+    >>> ib.min_l2_interpolation([[1.0, 1.0]], [2.0]).w.tolist()
+    [1.0, 1.0]
+
+    References
+    ----------
+    Lyu et al., ICLR 2024, arXiv:2311.18817 (K2).
+    """
+    func = "min_l2_interpolation"
+    t0 = time.perf_counter()
+    X, y = _check(X, y, func)
+    rtol = check_positive(rtol, func, "rtol")
+    w, res = _lstsq(X, y, func, rtol)
+    norm = float(np.linalg.norm(w))
+    if norm > 0:
+        nu, *_ = np.linalg.lstsq(X.T, w / norm, rcond=None)
+        nu_norm = float(np.linalg.norm(X.T @ nu))
+        nu = nu / max(nu_norm, 1.0)
+    else:
+        nu = np.zeros_like(y)
+    dual_obj = float(nu @ y)
+    gap = norm - dual_obj
+    rel = abs(gap) / norm if norm > 0 else 0.0
+    status = classify(func, rel, 1e-7, what="lstsq route", hint=_HINT)
+    return InterpolationResult(
+        w=w, norm=norm, objective=norm, dual=nu, dual_objective=dual_obj,
+        active_features=nonzero_indices(w), p=2.0, status=status, solver="lstsq",
+        solve_time=time.perf_counter() - t0, duality_gap=gap, relative_gap=rel,
+        max_residual=res,
+    )  # fmt: skip
+
+
+def min_l1_interpolation(
+    X: Any, y: Any, *, tol: float = 1e-7, rtol: float = 1e-8
+) -> InterpolationResult:
+    r"""Basis pursuit: the minimum-ℓ1-norm interpolant (the diagonal net's rich regime, R2).
+
+    .. math::
+
+        \min_w \|w\|_1 \quad \text{s.t.} \quad X w = y,
+
+    with dual :math:`\max \langle \nu, y\rangle` s.t. :math:`\|X^\top \nu\|_\infty \le 1`
+    (:math:`\nu` free in sign). Solved as an LP in ``w = a − b`` (``a, b ≥ 0``) by HiGHS
+    (dual simplex) through :func:`scipy.optimize.linprog`; ``ν`` is the equality marginal.
+
+    ==========================  ==================================
+    math                        argument / field
+    ==========================  ==================================
+    :math:`X`, :math:`y`        ``X`` (n, d), ``y`` (n,)
+    :math:`w`, :math:`\nu`      ``result.w``, ``result.dual``
+    ==========================  ==================================
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+    y : array_like of shape (n,)
+        Real targets.
+    tol : float
+        Tolerance on the certified relative duality gap.
+    rtol : float
+        Largest accepted residual relative to ``max |y|`` (feasibility is decided by a
+        least-squares solve first).
+
+    Returns
+    -------
+    InterpolationResult
+
+    Raises
+    ------
+    InfeasibleError
+        If ``y`` is not in the range of ``X``.
+
+    Examples
+    --------
+    >>> import implicitbias as ib
+    >>> ib.min_l1_interpolation([[1.0, 2.0]], [2.0]).w.tolist()
+    [0.0, 1.0]
+
+    References
+    ----------
+    Chen, Donoho, Saunders, *Atomic decomposition by basis pursuit*, 1998. Lyu et al.,
+    ICLR 2024, arXiv:2311.18817.
+    """
+    func = "min_l1_interpolation"
+    t0 = time.perf_counter()
+    X, y = _check(X, y, func)
+    tol = check_positive(tol, func, "tol")
+    rtol = check_positive(rtol, func, "rtol")
+    _lstsq(X, y, func, rtol)
+    n, d = X.shape
+    res = linprog(
+        np.ones(2 * d),
+        A_eq=np.hstack([X, -X]),
+        b_eq=y,
+        bounds=(0, None),
+        method="highs",
+        options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
+    )
+    if res.status == 2:
+        raise InfeasibleError(f"{func}: HiGHS reports that X w = y has no solution. {_HINT}")
+    if res.status != 0:
+        raise SolverError(f"{func}: HiGHS stopped with status {res.status} ({res.message}).")
+    w = res.x[:d] - res.x[d:]
+    nu = np.asarray(res.eqlin.marginals, dtype=np.float64)
+    cinf = float(np.max(np.abs(X.T @ nu)))
+    nu = nu / max(cinf, 1.0)
+    norm = float(np.abs(w).sum())
+    dual_obj = float(nu @ y)
+    gap = norm - dual_obj
+    rel = abs(gap) / norm if norm > 0 else abs(gap)
+    resid = float(np.max(np.abs(X @ w - y)))
+    if resid > rtol * max(float(np.max(np.abs(y))), 1e-300) * 10:
+        raise SolverError(f"{func}: HiGHS returned a point with residual {resid:.3g}. {_HINT}")
+    status = classify(func, rel, tol, what="HiGHS route", hint=_HINT)
+    if not np.isfinite(norm):
+        raise fail(func, "X", "finite", "an overflow")
+    return InterpolationResult(
+        w=w, norm=norm, objective=norm, dual=nu, dual_objective=dual_obj,
+        active_features=nonzero_indices(w), p=1.0, status=status, solver="highs",
+        solve_time=time.perf_counter() - t0, duality_gap=gap, relative_gap=rel,
+        max_residual=resid, iterations=int(getattr(res, "nit", 0)),
+    )  # fmt: skip

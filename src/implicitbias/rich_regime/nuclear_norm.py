@@ -1,0 +1,460 @@
+"""Minimum nuclear-norm matrix completion (the rich-regime bias of matrix factorization)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import minimize
+from scipy.sparse.linalg import eigsh, svds
+
+from implicitbias._errors import InfeasibleError, SolverError
+from implicitbias._validation import (
+    as_float_array,
+    check_choice,
+    check_int,
+    check_positive,
+    fail,
+    fail_type,
+)
+from implicitbias.rich_regime._cvxpy import check_cvxpy_solver, solve_problem
+from implicitbias.rich_regime._results import NuclearNormResult, classify
+
+__all__ = ["min_nuclear_norm_completion"]
+
+_FUNC = "min_nuclear_norm_completion"
+_DEBUG = False
+_HINT = "Try solver='cvxpy', a larger max_iter, or check the observed entries."
+
+
+# ----------------------------------------------------------------------------------------------
+# Input handling
+
+
+def _shape(d: Any, symmetric: bool) -> tuple[int, int]:
+    if isinstance(d, (tuple, list)):
+        if len(d) != 2:
+            raise fail(_FUNC, "d", "an int or a pair (d1, d2)", f"a sequence of length {len(d)}")
+        d1 = check_int(d[0], _FUNC, "d", minimum=1)
+        d2 = check_int(d[1], _FUNC, "d", minimum=1)
+    else:
+        d1 = d2 = check_int(d, _FUNC, "d", minimum=1)
+    if symmetric and d1 != d2:
+        raise fail(
+            _FUNC, "d", "square (an int, or d1 == d2) when symmetric=True", f"({d1}, {d2})",
+            "Pass symmetric=False for a rectangular completion.",
+        )  # fmt: skip
+    return d1, d2
+
+
+def _index(x: Any, arg: str, bound: int) -> np.ndarray:
+    a = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
+    if a.ndim != 1:
+        raise fail(_FUNC, arg, "a 1-dimensional array of indices", f"shape {a.shape}")
+    if a.size == 0:
+        raise fail(_FUNC, arg, "a non-empty array of indices", "an empty array")
+    if not np.issubdtype(a.dtype, np.integer):
+        if (
+            np.issubdtype(a.dtype, np.floating)
+            and np.all(np.isfinite(a))
+            and np.all(a == a.round())
+        ):
+            a = a.astype(np.int64)
+        else:
+            raise fail_type(_FUNC, arg, "an array of integer indices", x)
+    a = a.astype(np.int64)
+    if a.min() < 0 or a.max() >= bound:
+        raise fail(
+            _FUNC, arg, f"indices in {{0, ..., {bound - 1}}}", f"range [{a.min()}, {a.max()}]"
+        )
+    return a
+
+
+def _entries(
+    rows: Any, cols: Any, values: Any, d1: int, d2: int, symmetric: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unique observed entries (i, j, m); for symmetric, i <= j. Duplicates must agree."""
+    r = _index(rows, "rows", d1)
+    c = _index(cols, "cols", d2)
+    v = as_float_array(values, _FUNC, "values", ndim=1)
+    if not (len(r) == len(c) == len(v)):
+        raise fail(
+            _FUNC, "values", "of the same length as 'rows' and 'cols'",
+            f"lengths rows {len(r)}, cols {len(c)}, values {len(v)}",
+        )  # fmt: skip
+    if symmetric:
+        r, c = np.minimum(r, c), np.maximum(r, c)
+    key = r * d2 + c
+    order = np.argsort(key, kind="stable")
+    key, r, c, v = key[order], r[order], c[order], v[order]
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    group = np.cumsum(first) - 1
+    ref = v[first][group]
+    scale = max(float(np.max(np.abs(v))), 1.0)
+    bad = np.abs(v - ref) > 1e-12 * scale
+    if np.any(bad):
+        k = int(np.flatnonzero(bad)[0])
+        raise fail(
+            _FUNC, "values", "consistent: an entry observed twice"
+            + (" (as (i, j) and (j, i))" if symmetric else "") + " must have one value",
+            f"entry ({r[k]}, {c[k]}) with values {ref[k]!r} and {v[k]!r}",
+        )  # fmt: skip
+    return r[first], c[first], v[first]
+
+
+# ----------------------------------------------------------------------------------------------
+# Certificates
+
+
+def _dual_matrix(lam: np.ndarray, r: np.ndarray, c: np.ndarray, shape: tuple[int, int], sym: bool):
+    """Y = Σ_p λ_p A_p with A_p = e_i e_jᵀ (rectangular) or its symmetrization (symmetric)."""
+    if sym:
+        off = r != c
+        rr = np.concatenate([r, c[off]])
+        cc = np.concatenate([c, r[off]])
+        vv = np.concatenate([np.where(off, lam / 2.0, lam), lam[off] / 2.0])
+        return sp.csr_matrix((vv, (rr, cc)), shape=shape)
+    return sp.csr_matrix((lam, (r, c)), shape=shape)
+
+
+def _op_norm(Y: sp.csr_matrix, sym: bool) -> float:
+    if Y.nnz == 0:
+        return 0.0
+    if min(Y.shape) <= 400:
+        A = Y.toarray()
+        if sym:
+            return float(np.max(np.abs(np.linalg.eigvalsh(A))))
+        return float(np.linalg.norm(A, 2))
+    if sym:
+        vals = eigsh(Y, k=2, which="BE", return_eigenvectors=False, tol=1e-10)
+        return float(np.max(np.abs(vals)))
+    s = svds(Y, k=1, return_singular_vectors=False, tol=1e-10)
+    return float(s[0])
+
+
+def _nuclear(W: np.ndarray, sym: bool) -> float:
+    if sym:
+        return float(np.sum(np.abs(np.linalg.eigvalsh(0.5 * (W + W.T)))))
+    return float(np.sum(np.linalg.svd(W, compute_uv=False)))
+
+
+def _result(
+    W: np.ndarray,
+    lam: np.ndarray | None,
+    r: np.ndarray,
+    c: np.ndarray,
+    m: np.ndarray,
+    *,
+    sym: bool,
+    tol: float,
+    route: str,
+    t0: float,
+    iterations: int,
+) -> NuclearNormResult:
+    if sym:
+        W = 0.5 * (W + W.T)
+    nuc = _nuclear(W, sym)
+    viol = float(np.max(np.abs(W[r, c] - m)))
+    Y = None
+    dual_obj = float("nan")
+    gap = float("nan")
+    rel = float("nan")
+    if lam is not None:
+        Ys = _dual_matrix(lam, r, c, W.shape, sym)
+        opn = _op_norm(Ys, sym)
+        scale = max(opn, 1.0)
+        dual_obj = float(lam @ m) / scale
+        Y = Ys.toarray() / scale
+        gap = nuc - dual_obj
+        rel = abs(gap) / max(nuc, np.finfo(np.float64).tiny)
+    scale_m = max(float(np.max(np.abs(m))), np.finfo(np.float64).tiny)
+    if viol > 1e-4 * scale_m:
+        raise SolverError(
+            f"{_FUNC}: the {route} route returned W with max constraint violation {viol:.3g} "
+            f"(relative {viol / scale_m:.3g}). {_HINT}"
+        )
+    status = classify(
+        _FUNC, rel if lam is not None else 0.0, tol, what=f"{route} route", hint=_HINT
+    )
+    if lam is not None and viol > 1e3 * tol * scale_m:
+        # A gap is meaningful only for a (nearly) feasible W.
+        status = classify(_FUNC, viol / scale_m, tol, what=f"{route} route", hint=_HINT)
+    s = np.linalg.svd(W, compute_uv=False)
+    rank = int(np.sum(s > 1e-6 * s[0])) if s.size and s[0] > 0 else 0
+    return NuclearNormResult(
+        W=W, nuclear_norm=nuc, objective=nuc, dual=Y, dual_objective=dual_obj, rank=rank,
+        status=status, solver=route, solve_time=time.perf_counter() - t0, duality_gap=gap,
+        relative_gap=rel, max_constraint_violation=viol, iterations=iterations,
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------
+# cvxpy (SDP) route
+
+
+def _solve_cvxpy(r, c, m, shape, sym, cvxpy_solver, tol, t0) -> NuclearNormResult:
+    import cvxpy as cp
+
+    name = check_cvxpy_solver(cvxpy_solver, _FUNC, "SCS")
+    d1, d2 = shape
+    if sym:
+        P = cp.Variable((d1, d1), PSD=True)
+        N = cp.Variable((d1, d1), PSD=True)
+        Wexpr = P - N
+        obj = cp.trace(P) + cp.trace(N)
+    else:
+        Wvar = cp.Variable((d1, d2))
+        Wexpr = Wvar
+        obj = cp.normNuc(Wvar)
+    cons = [Wexpr[r, c] == m]
+    prob = cp.Problem(cp.Minimize(obj), cons)
+    options = {
+        "SCS": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000},
+        "CLARABEL": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10},
+    }.get(name)
+    _, iters = solve_problem(
+        prob, func=_FUNC, solver=name, options=options,
+        infeasible=InfeasibleError(f"{_FUNC}: cvxpy reports the completion problem infeasible."),
+    )  # fmt: skip
+    W = np.asarray(Wexpr.value, dtype=np.float64)
+    lam = cons[0].dual_value
+    lam = None if lam is None else np.asarray(lam, dtype=np.float64).reshape(-1)
+    if lam is not None and float(lam @ m) < 0:
+        lam = -lam  # sign convention of the equality multiplier
+    return _result(
+        W, lam, r, c, m, sym=sym, tol=tol, route=f"cvxpy:{name}", t0=t0, iterations=iters
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Fast route: augmented Lagrangian on a Burer–Monteiro factorization, with rank escape
+
+
+class _Problem:
+    """Observed entries, with sparse incidence matrices to apply G = Σ_p g_p A_p fast."""
+
+    def __init__(self, r, c, m, shape, sym):
+        self.r, self.c, self.m, self.shape, self.sym = r, c, m, shape, sym
+        k = len(m)
+        idx = np.arange(k)
+        self.Pr = sp.csr_matrix((np.ones(k), (r, idx)), shape=(shape[0], k))
+        self.Pc = sp.csr_matrix((np.ones(k), (c, idx)), shape=(shape[1], k))
+
+    def values(self, U, V):
+        if self.sym:
+            Ur, Uc, Vr, Vc = U[self.r], U[self.c], V[self.r], V[self.c]
+            return np.einsum("ij,ij->i", Ur, Uc) - np.einsum("ij,ij->i", Vr, Vc)
+        return np.einsum("ij,ij->i", U[self.r], V[self.c])
+
+    def grad(self, U, V, g):
+        """Gradients of Σ_p g_p ⟨A_p, W(U, V)⟩ with respect to U and V."""
+        if self.sym:
+            gh = 0.5 * g[:, None]
+            GU = self.Pr @ (gh * U[self.c]) + self.Pc @ (gh * U[self.r])
+            GV = self.Pr @ (gh * V[self.c]) + self.Pc @ (gh * V[self.r])
+            return 2.0 * GU, -2.0 * GV
+        return self.Pr @ (g[:, None] * V[self.c]), self.Pc @ (g[:, None] * U[self.r])
+
+
+def _alm(
+    prob: _Problem, *, rank0: int, tol: float, max_iter: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    d1, d2 = prob.shape
+    sym = prob.sym
+    rng = np.random.default_rng(seed)
+    # objective weight: ‖U‖²+‖V‖² = ‖W‖_* at the optimum (symmetric, W = UUᵀ − VVᵀ);
+    # ½(‖U‖²+‖V‖²) (rectangular, W = UVᵀ).
+    cw = 1.0 if sym else 0.5
+    ru = rv = max(1, min(rank0, d1, d2))
+    init = 1e-2
+    U = init * rng.standard_normal((d1, ru)) / np.sqrt(d1)
+    V = init * rng.standard_normal((d2, rv)) / np.sqrt(d2)
+    lam = np.zeros(len(prob.m))
+    rho = 10.0
+    m = prob.m
+    feas_tol = 0.1 * tol
+    last_res = np.inf
+    for it in range(1, max_iter + 1):
+        ru, rv = U.shape[1], V.shape[1]
+
+        def fg(x, lam=lam, rho=rho, ru=ru, rv=rv):
+            Uu = x[: d1 * ru].reshape(d1, ru)
+            Vv = x[d1 * ru :].reshape(d2, rv)
+            res = prob.values(Uu, Vv) - m
+            f = cw * (np.sum(Uu * Uu) + np.sum(Vv * Vv)) - lam @ res + 0.5 * rho * (res @ res)
+            gU, gV = prob.grad(Uu, Vv, rho * res - lam)
+            gU = gU + 2.0 * cw * Uu
+            gV = gV + 2.0 * cw * Vv
+            return f, np.concatenate([gU.ravel(), gV.ravel()])
+
+        x0 = np.concatenate([U.ravel(), V.ravel()])
+        out = minimize(
+            fg, x0, jac=True, method="L-BFGS-B",
+            options={"maxiter": 5000, "maxcor": 20, "gtol": 1e-10, "ftol": 0.0},
+        )  # fmt: skip
+        U = out.x[: d1 * ru].reshape(d1, ru)
+        V = out.x[d1 * ru :].reshape(d2, rv)
+        res = prob.values(U, V) - m
+        lam = lam - rho * res
+        rmax = float(np.max(np.abs(res)))
+        if rmax > 0.5 * last_res and rho < 1e4:
+            rho *= 4.0
+        last_res = rmax
+        if _DEBUG:
+            print(
+                "outer",
+                it,
+                "rmax",
+                rmax,
+                "rho",
+                rho,
+                "r",
+                U.shape[1],
+                V.shape[1],
+                "f",
+                cw * (np.sum(U * U) + np.sum(V * V)),
+                flush=True,
+            )
+        if rmax > feas_tol:
+            continue
+        # Feasible: check the dual certificate; escape along a violating direction if any.
+        Y = _dual_matrix(lam, prob.r, prob.c, prob.shape, sym)
+        added = False
+        if sym:
+            A = Y.toarray() if d1 <= 400 else None
+            if A is not None:
+                vals, vecs = np.linalg.eigh(A)
+                top, vtop, bot, vbot = vals[-1], vecs[:, -1], vals[0], vecs[:, 0]
+            else:
+                vals, vecs = eigsh(Y, k=2, which="BE", tol=1e-10)
+                top, vtop, bot, vbot = vals[-1], vecs[:, -1], vals[0], vecs[:, 0]
+            if top > 1.0 + tol:
+                U = np.hstack([U, 1e-3 * vtop[:, None]])
+                added = True
+            if bot < -1.0 - tol:
+                V = np.hstack([V, 1e-3 * vbot[:, None]])
+                added = True
+        else:
+            a, s, bt = svds(Y, k=1, tol=1e-10) if min(d1, d2) > 400 else (None, None, None)
+            if a is None:
+                a_, s_, bt_ = np.linalg.svd(Y.toarray())
+                a, s, bt = a_[:, :1], s_[:1], bt_[:1]
+            if s[0] > 1.0 + tol:
+                U = np.hstack([U, 1e-3 * a[:, :1]])
+                V = np.hstack([V, 1e-3 * bt[:1].T])
+                added = True
+        if not added:
+            return U, V, lam, it
+    raise SolverError(
+        f"{_FUNC}: the augmented-Lagrangian route did not converge in max_iter = {max_iter} "
+        f"outer iterations. {_HINT}"
+    )
+
+
+def min_nuclear_norm_completion(
+    d: int | tuple[int, int],
+    rows: Any,
+    cols: Any,
+    values: Any,
+    *,
+    symmetric: bool = True,
+    solver: str = "auto",
+    cvxpy_solver: str | None = None,
+    tol: float = 1e-6,
+    rank: int = 4,
+    max_iter: int = 200,
+    seed: int = 0,
+) -> NuclearNormResult:
+    r"""Minimum nuclear-norm completion of partially observed entries.
+
+    .. math::
+
+        \min_{W} \|W\|_* \quad \text{s.t.} \quad W_{ij} = M_{ij}\ \ ((i, j) \in \Omega),
+        \qquad (\text{and } W = W^\top \text{ if symmetric}),
+
+    with dual :math:`\max \langle Y, M\rangle` over :math:`Y` supported on Ω (symmetrized
+    when symmetric) with :math:`\|Y\|_{op} \le 1`. For matrix factorization
+    :math:`W = UU^\top - VV^\top` this is the rich-regime (R2) solution (THEORY.md §5).
+
+    ==========================  ==================================
+    math                        argument / field
+    ==========================  ==================================
+    :math:`\Omega`              ``zip(rows, cols)``
+    :math:`M_{ij}`              ``values``
+    :math:`W`, :math:`Y`        ``result.W``, ``result.dual``
+    ==========================  ==================================
+
+    Parameters
+    ----------
+    d : int or tuple of int
+        Matrix size: ``d`` for a ``d × d`` matrix, or ``(d1, d2)`` (``symmetric=False`` only,
+        unless square).
+    rows, cols : array_like of int, shape (k,)
+        Observed positions, 0-based. For a symmetric completion ``(i, j)`` also fixes
+        ``(j, i)``; both may be given if their values agree.
+    values : array_like of float, shape (k,)
+        Observed values.
+    symmetric : bool
+        Constrain ``W = Wᵀ``.
+    solver : {"auto", "alm", "cvxpy"}
+        ``"alm"`` (the default for ``"auto"``): an augmented Lagrangian on the factorization
+        ``W = UUᵀ − VVᵀ`` (symmetric) or ``W = UVᵀ`` (rectangular), inner L-BFGS with cost
+        ``O(|Ω|·r)`` per evaluation; once feasible, the multipliers form a dual certificate
+        ``Y``: if ``‖Y‖_op > 1 + tol``, its top eigen/singular vector is added as a new
+        factor column (rank escape) and the solve continues; otherwise the result is
+        certified by the duality gap. ``"cvxpy"``: the SDP in cvxpy (reference route).
+    cvxpy_solver : str, optional
+        Installed cvxpy solver for ``solver="cvxpy"``; default ``"SCS"`` (an interior-point
+        solver's memory grows like d⁴ on these SDPs).
+    tol : float
+        Tolerance on the certified relative duality gap (and on feasibility, relative to
+        ``max |M_ij|``).
+    rank : int
+        Initial factor width of the fast route (it grows when needed).
+    max_iter : int
+        Outer iterations of the fast route.
+    seed : int
+        Seed of the fast route's random initialization.
+
+    Returns
+    -------
+    NuclearNormResult
+
+    Examples
+    --------
+    >>> import implicitbias as ib
+    >>> res = ib.min_nuclear_norm_completion(2, [0, 0], [0, 1], [1.0, 1.0])
+    >>> res.W.round(4).tolist(), round(res.nuclear_norm, 4)
+    ([[1.0, 1.0], [1.0, 1.0]], 2.0)
+
+    References
+    ----------
+    Lyu et al., ICLR 2024, arXiv:2311.18817, §5; Candès & Recht, *Exact matrix completion via
+    convex optimization*, 2009; Burer & Monteiro, 2003.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(symmetric, (bool, np.bool_)):
+        raise fail_type(_FUNC, "symmetric", "a bool", symmetric)
+    sym = bool(symmetric)
+    shape = _shape(d, sym)
+    check_choice(solver, _FUNC, "solver", ("auto", "alm", "cvxpy"))
+    tol = check_positive(tol, _FUNC, "tol")
+    rank = check_int(rank, _FUNC, "rank", minimum=1)
+    max_iter = check_int(max_iter, _FUNC, "max_iter", minimum=1)
+    seed = check_int(seed, _FUNC, "seed")
+    r, c, m = _entries(rows, cols, values, shape[0], shape[1], sym)
+    if solver == "cvxpy":
+        return _solve_cvxpy(r, c, m, shape, sym, cvxpy_solver, tol, t0)
+    scale = float(np.max(np.abs(m)))
+    if scale == 0.0:
+        W = np.zeros(shape)
+        return _result(
+            W, np.zeros_like(m), r, c, m, sym=sym, tol=tol, route="alm", t0=t0, iterations=0
+        )
+    prob = _Problem(r, c, m / scale, shape, sym)
+    U, V, lam, it = _alm(prob, rank0=rank, tol=tol, max_iter=max_iter, seed=seed)
+    W = (U @ U.T - V @ V.T) if sym else U @ V.T
+    return _result(W * scale, lam, r, c, m, sym=sym, tol=tol, route="alm", t0=t0, iterations=it)
