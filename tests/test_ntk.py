@@ -355,8 +355,8 @@ def test_structured_matches_jacobian_larger() -> None:
             ib.empirical_ntk(net, X, Y, method="structured", trace=trace, chunk_size=64),
             ib.empirical_ntk(net, X, Y, method="jacobian", trace=trace, chunk_size=64),
         )
-    K = ib.empirical_ntk(net, X, trace=True).numpy()
-    np.testing.assert_allclose(np.linalg.eigvalsh(K).min() > -1e-8 * np.abs(K).max(), True)
+    K = ib.empirical_ntk(net, X, trace=True).numpy()  # a Gram matrix: PSD up to rounding
+    np.testing.assert_array_less(-1e-10 * np.abs(K).max(), np.linalg.eigvalsh(K))
 
 
 @pytest.mark.gpu
