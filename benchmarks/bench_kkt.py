@@ -6,8 +6,9 @@ Usage::
     python benchmarks/bench_kkt.py [--quick]
 
 Model: a bias-free two-layer ReLU net ``HomogeneousMLP(d, [1000])`` in float64 (``p ≈ 1000·d``),
-trained for 50 full-batch GD steps (logistic loss) on labels of a random teacher of the same
-architecture, then labelled by its own predictions so that it separates the data (``q_min > 0``).
+trained for 50 full-batch GD steps (logistic loss) on 1.5·n points labelled by a random teacher of
+the same architecture; the n points it classifies with the largest margins are the data (so the
+model separates them, ``q_min > 0``).
 
 * ours: ``kkt_residuals(model, X, y)`` end to end (margins, structured NTK, Gram NNLS with the
   near-active restriction, ε).
@@ -41,8 +42,9 @@ def _setup(d: int, n: int, seed: int = 0):  # noqa: ANN202 - (net, X, y)
 
     import implicitbias as ib
 
+    pool = 3 * n // 2
     gen = torch.Generator().manual_seed(seed)
-    X = torch.randn(n, d, generator=gen, dtype=torch.float64) / d**0.5
+    X = torch.randn(pool, d, generator=gen, dtype=torch.float64) / d**0.5
     teacher = ib.HomogeneousMLP(d, [WIDTH], seed=seed + 1, dtype=torch.float64)
     with torch.no_grad():
         t = torch.sign(teacher(X))
@@ -53,8 +55,12 @@ def _setup(d: int, n: int, seed: int = 0):  # noqa: ANN202 - (net, X, y)
         torch.nn.functional.softplus(-t * net(X)).mean().backward()
         opt.step()
     with torch.no_grad():
-        y = torch.sign(net(X)).numpy()
-    return net, X, y
+        q = t * net(X)
+    # the n training points with the largest margins: all correctly classified when the
+    # student fits at least n of the pool (else its own labels on them)
+    keep = torch.argsort(q, descending=True)[:n]
+    y = t[keep] if bool((q[keep] > 0).all()) else torch.sign(net(X[keep])).detach()
+    return net, X[keep], y.numpy()
 
 
 def _mem_available() -> float:

@@ -8,6 +8,7 @@ touching the ``p``-dimensional vectors.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -273,6 +274,22 @@ def nnls_gram(
     return _finish_nnls(Q, b, cand, tol, max_iter, t0)
 
 
+def _blas_single_thread(n: int) -> contextlib.AbstractContextManager[Any]:
+    """Limit BLAS to one thread for small systems, when ``threadpoolctl`` is installed.
+
+    The active-set loop issues many small (``n × n`` matvec, ``k × k`` triangular) BLAS calls;
+    multi-threading them is pure overhead, and on a busy machine it made this solver ~5x
+    slower (measured: 13.7 s vs 2.6 s for n = 1000).
+    """
+    if n > 4000:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _finish_nnls(
     Q: np.ndarray,
     b: np.ndarray,
@@ -282,7 +299,8 @@ def _finish_nnls(
     t0: float | None = None,
 ) -> GramNNLSResult:
     t0 = time.perf_counter() if t0 is None else t0
-    mu, iterations, status = _lawson_hanson_gram(Q, b, cand, tol=tol, max_iter=max_iter)
+    with _blas_single_thread(b.shape[0]):
+        mu, iterations, status = _lawson_hanson_gram(Q, b, cand, tol=tol, max_iter=max_iter)
     grad = b - Q @ mu
     viol = grad[cand & (mu == 0)]
     return GramNNLSResult(
