@@ -212,7 +212,8 @@ def _restricted_l1_dual_ipm(
         )
     marg = np.asarray(res.ineqlin.marginals, dtype=np.float64)
     w_S = marg[k:] - marg[:k]
-    s = -np.asarray(res.upper.marginals, dtype=np.float64)
+    # Primal slack of the elastic LP (the bound marginals of an interior point are unreliable).
+    s = np.maximum(0.0, 1.0 - Z @ w_S)
     return np.asarray(res.x, dtype=np.float64), w_S, s
 
 

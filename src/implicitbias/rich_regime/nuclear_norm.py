@@ -25,7 +25,6 @@ from implicitbias.rich_regime._results import NuclearNormResult, classify
 __all__ = ["min_nuclear_norm_completion"]
 
 _FUNC = "min_nuclear_norm_completion"
-_DEBUG = False
 _HINT = "Try solver='cvxpy', a larger max_iter, or check the observed entries."
 
 
@@ -212,7 +211,7 @@ def _solve_cvxpy(r, c, m, shape, sym, cvxpy_solver, tol, t0) -> NuclearNormResul
     cons = [Wexpr[r, c] == m]
     prob = cp.Problem(cp.Minimize(obj), cons)
     options = {
-        "SCS": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000},
+        "SCS": {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 100_000},
         "CLARABEL": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10},
     }.get(name)
     _, iters = solve_problem(
@@ -268,7 +267,11 @@ def _alm(
     # objective weight: ‖U‖²+‖V‖² = ‖W‖_* at the optimum (symmetric, W = UUᵀ − VVᵀ);
     # ½(‖U‖²+‖V‖²) (rectangular, W = UVᵀ).
     cw = 1.0 if sym else 0.5
-    ru = rv = max(1, min(rank0, d1, d2))
+    # Start narrow (an exactly parametrized factorization converges linearly; surplus columns
+    # that must decay to zero slow the augmented Lagrangian down) and let the rank escape
+    # add columns where the certificate asks for them.
+    ru = max(1, min(rank0, d1, d2))
+    rv = ru if not sym else 0
     init = 1e-2
     U = init * rng.standard_normal((d1, ru)) / np.sqrt(d1)
     V = init * rng.standard_normal((d2, rv)) / np.sqrt(d2)
@@ -303,24 +306,8 @@ def _alm(
         if rmax > 0.5 * last_res and rho < 1e4:
             rho *= 4.0
         last_res = rmax
-        if _DEBUG:
-            print(
-                "outer",
-                it,
-                "rmax",
-                rmax,
-                "rho",
-                rho,
-                "r",
-                U.shape[1],
-                V.shape[1],
-                "f",
-                cw * (np.sum(U * U) + np.sum(V * V)),
-                flush=True,
-            )
-        if rmax > feas_tol:
-            continue
-        # Feasible: check the dual certificate; escape along a violating direction if any.
+        # Rank escape: if ‖Y‖_op > 1 for the current multipliers, a new factor column along the
+        # top eigen/singular vector of Y lowers the augmented Lagrangian (second order).
         Y = _dual_matrix(lam, prob.r, prob.c, prob.shape, sym)
         added = False
         if sym:
@@ -346,7 +333,7 @@ def _alm(
                 U = np.hstack([U, 1e-3 * a[:, :1]])
                 V = np.hstack([V, 1e-3 * bt[:1].T])
                 added = True
-        if not added:
+        if not added and rmax <= feas_tol:
             return U, V, lam, it
     raise SolverError(
         f"{_FUNC}: the augmented-Lagrangian route did not converge in max_iter = {max_iter} "
@@ -364,7 +351,7 @@ def min_nuclear_norm_completion(
     solver: str = "auto",
     cvxpy_solver: str | None = None,
     tol: float = 1e-6,
-    rank: int = 4,
+    rank: int = 1,
     max_iter: int = 200,
     seed: int = 0,
 ) -> NuclearNormResult:
