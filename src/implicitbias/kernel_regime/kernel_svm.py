@@ -1,10 +1,20 @@
 """Problem (K1): the hard-margin kernel SVM without bias, and its fast dual solver.
 
 The dual of (K1) is a bound-constrained convex quadratic program (no equality constraint,
-because there is no bias). :func:`_solve_nonneg_qp` solves it exactly with a working-set
-(chunking) outer loop and a Lawson--Hanson-type primal active-set inner loop on Cholesky
-factors of the working block, so its cost scales with the number of support vectors rather
-than with ``n``. :mod:`implicitbias.kernel_regime.multiclass_svm` reuses it.
+because there is no bias). :func:`_solve_nonneg_qp` solves it exactly:
+
+* an outer working-set (chunking) loop, so the linear algebra scales with the number of
+  support vectors rather than with ``n``;
+* on each working set, block principal pivoting (the primal-dual active-set method of
+  Kunisch and Rendl, with the Judice--Pires safeguard against cycling), falling back to a
+  monotone Lawson--Hanson-type primal active-set loop when pivoting does not settle (as on
+  rank-deficient kernels);
+* face systems ``Q_FF x = 1`` solved by :class:`_FaceSolver`, which reuses one Cholesky
+  factor across nearby faces and handles singular ``Q_FF`` with a tiny proximal shift plus
+  proximal-point refinement.
+
+The answer is then certified (primal feasibility, complementary slackness, zero duality gap)
+before it is returned. :mod:`implicitbias.kernel_regime.multiclass_svm` reuses the solver.
 """
 
 from __future__ import annotations
@@ -191,24 +201,22 @@ class _FaceSolver:
         posF[~inB] = nb + np.searchsorted(A, F[~inB])
         x = np.zeros(U.size)
         x[posF] = x0
-        ones = np.ones(F.size)
-        QFF: np.ndarray | None = None
-        for _ in range(30):
+        QFF = Q[np.ix_(F, F)]
+        prev_res = np.inf
+        for k in range(30):
             r = np.zeros(U.size)
             r[posF] = 1.0 + rho * x[posF]
-            x_new = solve_u(r)
+            x = solve_u(r)
             if D.size:
-                mu = sla.cho_solve((LG, True), x_new[posD], check_finite=False)
-                x_new = x_new - Z @ mu
-                x_new[posD] = 0.0
-            step = float(np.max(np.abs(x_new - x)))
-            x = x_new
-            if step <= 1e-15 * max(float(np.max(np.abs(x))), 1.0):
+                mu = sla.cho_solve((LG, True), x[posD], check_finite=False)
+                x = x - Z @ mu
+                x[posD] = 0.0
+            res = float(np.max(np.abs(QFF @ x[posF] - 1.0)))
+            # stop when the face equations hold, or when refinement stalls (singular Q_FF
+            # with 1 outside its range: the face has no minimizer; the caller moves on)
+            if res <= 1e-12 or (k >= 2 and res > 0.5 * prev_res):
                 break
-            if QFF is None:
-                QFF = Q[np.ix_(F, F)]
-            if float(np.max(np.abs(QFF @ x[posF] - ones))) <= 1e-13:
-                break
+            prev_res = res
         return x[posF]
 
 
@@ -274,28 +282,44 @@ def _solve_nonneg_qp(
 
     Outer loop (chunking): keep a working set ``W``; solve the QP restricted to ``W`` exactly;
     compute the full gradient ``g = Q a - 1`` and add the most violated ``g_i < 0`` outside
-    ``W``. Each restricted optimum lowers the objective, so the loop ends.
-    Inner loop (primal active set, Lawson--Hanson type, monotone): passive set ``P``; minimize
-    on the face of ``P``; if some coordinates go negative, take the projected step when it
-    lowers the objective, else the ratio-test step, dropping at least one index; when the face
-    minimizer is positive, add the violators with negative gradient (several at once; one at
-    a time after a step that made no progress, which guarantees strict descent).
+    ``W`` (at least ``chunk``, at most as many as current support vectors). Each restricted
+    optimum lowers the objective, so the loop ends.
+    On ``W``: block principal pivoting first (:func:`_block_pivot`); if it does not settle,
+    and from then on, a monotone primal active-set loop (Lawson--Hanson type): minimize on the
+    face of the passive set; if some coordinates go negative, take the projected step when it
+    lowers the objective, else the ratio-test step (dropping at least one index); when the
+    face minimizer is positive, add the coordinates with negative gradient (all at once, or
+    only the most violated after a round without progress, which guarantees strict descent).
+    ``diverged`` reports a dual objective growing without bound (primal infeasible).
     """
     n = Q.shape[0]
-    diag = np.diag(Q)
-    scale = max(float(np.max(diag)), 1e-300)
-    rho = _PROX * scale
-    # Past this size of sum(a), the margin 1/sqrt(sum a) is numerically zero.
-    sum_cap = 1.0 / (_SEPARABILITY_FLOOR**2 * scale)
-    gtol = 0.1 * tol
-
+    scale = max(float(np.max(np.diag(Q))), 1e-300)
     rng = np.random.default_rng(seed)
     a = np.zeros(n)
     in_w = np.zeros(n, dtype=bool)
     in_w[rng.permutation(n)[: min(n, chunk)]] = True
+    face = _FaceSolver(Q, _PROX * scale)
+    with contextlib.ExitStack() as threads:
+        return _chunking_loop(Q, a, in_w, face, threads, tol=tol, max_iter=max_iter, chunk=chunk)
+
+
+def _chunking_loop(
+    Q: np.ndarray,
+    a: np.ndarray,
+    in_w: np.ndarray,
+    face: _FaceSolver,
+    threads: contextlib.ExitStack,
+    *,
+    tol: float,
+    max_iter: int,
+    chunk: int,
+) -> _QPOutcome:
+    """The outer loop of :func:`_solve_nonneg_qp` (see there)."""
+    scale = max(float(np.max(np.diag(Q))), 1e-300)
+    sum_cap = 1.0 / (_SEPARABILITY_FLOOR**2 * scale)
+    gtol = 0.1 * tol
     it = 0
     use_pivoting = True
-    face = _FaceSolver(Q, rho)
 
     def objective(x_idx: np.ndarray, x_val: np.ndarray) -> float:
         return 0.5 * float(x_val @ (Q[np.ix_(x_idx, x_idx)] @ x_val)) - float(np.sum(x_val))
@@ -303,6 +327,8 @@ def _solve_nonneg_qp(
     while True:
         # ---- solve the QP restricted to the working set W exactly ----
         W = np.flatnonzero(in_w)
+        threads.close()  # one BLAS thread while the working set is small
+        threads.enter_context(_blas_limit(W.size))
         aw = a[W].copy()
         Qw = Q[np.ix_(W, W)]
         # fast path: block principal pivoting (primal-dual active set, Kunisch--Rendl) with
@@ -586,8 +612,10 @@ def kernel_svm(
     y : array_like, shape (n,)
         Labels in {-1, +1} ({0, 1} labels are refused, not converted).
     solver : {"auto", "active-set", "cvxpy"}
-        ``"auto"``/``"active-set"``: the dedicated exact active-set solver (chunking working
-        set, Cholesky solves, proximal refinement); ``"cvxpy"``: the reference route.
+        ``"auto"``/``"active-set"``: the dedicated exact active-set solver (working-set
+        chunking, block principal pivoting with a monotone active-set fallback, Cholesky
+        factors reused across faces, proximal refinement for singular ``K``); ``"cvxpy"``:
+        the reference route (an interior-point solve of the same dual).
     tol : float
         Certificate tolerance: the answer is ``"optimal"`` when primal violation, relative
         complementary slackness and relative duality gap are all ``<= tol``.
