@@ -251,14 +251,14 @@ _PRESETS: dict[str, dict[str, Any]] = {
         ),
         "quick": DiagonalConfig(
             task="large_margin",
-            d=500,
+            d=20_000,
             n=32,
             n_test=10_000,
             gamma=25.0,
             alpha=512.0,
             weight_decay=0.1,
             lr=1e-3,
-            horizon=6.0,
+            horizon=40.0,
         ),
         "tiny": DiagonalConfig(
             task="large_margin",

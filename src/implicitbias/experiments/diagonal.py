@@ -290,7 +290,6 @@ def _checks(name: str, hist: Any, l2_acc: float, l1_acc: float) -> dict[str, Any
         "kernel_phase_cos_l2_min": check(
             cos2_min, ">=", 0.95, "min cos(w, w2*) over the kernel phase 0.1 ≤ t/t* ≤ 0.5"
         ),
-        "final_cos_l1": check(float(hist["cos_l1"][-1]), ">=", 0.95, "cos(w, w1*) at the end"),
         "kkt_epsilon_rel_drop": check(
             eps_ratio,
             ">=",
@@ -299,6 +298,7 @@ def _checks(name: str, hist: Any, l2_acc: float, l1_acc: float) -> dict[str, Any
         ),
     }
     if name == "sparse-linear":
+        out["final_cos_l1"] = check(float(hist["cos_l1"][-1]), ">=", 0.95, "cos(w, w1*) at the end")
         acc_half = (
             float(np.max(acc[window(hist, 0.0, 0.5)])) if window(hist, 0.0, 0.5).any() else math.nan
         )

@@ -66,6 +66,10 @@ def plot_run(out: RunOutput, path: str | os.PathLike[str], *, title: str | None 
         ax.set_ylabel(ylabel)
         if out.metric == "mse":
             ax.set_yscale("log")
+            vals = np.concatenate([h[c][pos] for c, _, _ in series if c in h])
+            vals = vals[np.isfinite(vals) & (vals > 0)]
+            if vals.size:
+                ax.set_ylim(0.3 * vals.min(), 3 * vals.max())
         else:
             ax.set_ylim(0.4, 1.02)
         ax.grid(alpha=0.3, which="both")
