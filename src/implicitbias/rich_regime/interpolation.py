@@ -13,7 +13,6 @@ from implicitbias._validation import (
     as_float_array,
     check_positive,
     check_same_length,
-    fail,
 )
 from implicitbias.rich_regime._results import InterpolationResult, classify, nonzero_indices
 
@@ -81,7 +80,7 @@ def min_l2_interpolation(X: Any, y: Any, *, rtol: float = 1e-8) -> Interpolation
     Examples
     --------
     >>> import implicitbias as ib
-    >>> ib.min_l2_interpolation([[1.0, 1.0]], [2.0]).w.tolist()
+    >>> ib.min_l2_interpolation([[1.0, 1.0]], [2.0]).w.round(12).tolist()
     [1.0, 1.0]
 
     References
@@ -194,8 +193,6 @@ def min_l1_interpolation(
     if resid > rtol * max(float(np.max(np.abs(y))), 1e-300) * 10:
         raise SolverError(f"{func}: HiGHS returned a point with residual {resid:.3g}. {_HINT}")
     status = classify(func, rel, tol, what="HiGHS route", hint=_HINT)
-    if not np.isfinite(norm):
-        raise fail(func, "X", "finite", "an overflow")
     return InterpolationResult(
         w=w, norm=norm, objective=norm, dual=nu, dual_objective=dual_obj,
         active_features=nonzero_indices(w), p=1.0, status=status, solver="highs",
