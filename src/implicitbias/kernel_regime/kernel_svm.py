@@ -722,7 +722,7 @@ def kernel_svm(
             margin=1.0 / norm,
             norm=norm,
             objective=0.5 * s,
-            support=np.flatnonzero(a > 0) if route == "active-set" else _support_of(a),
+            support=np.flatnonzero(a > 0) if route == "active-set" else _support_of(a, Q),
             status=status,
             solver=name,
             solve_time=time.perf_counter() - t0,
@@ -737,7 +737,18 @@ def kernel_svm(
     raise SolverError(f"{_FUNC}: no route passed the optimality checks ({'; '.join(failures)}).")
 
 
-def _support_of(a: np.ndarray) -> np.ndarray:
-    """Support of an interior-point answer: entries above a relative threshold."""
+def _support_of(a: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """Support of an interior-point answer, where no multiplier is exactly zero.
+
+    Interior-point iterates keep ``a_i * slack_i`` small but positive, so neither a multiplier
+    threshold nor a slack threshold alone reads the support reliably (multipliers of inactive
+    constraints decay only like gap / slack; slacks of active ones like gap / a_i). The
+    scale-free strict-complementarity split is: ``i`` is a support index when its normalized
+    multiplier ``a_i / max(a)`` exceeds its slack ``(Qa)_i - 1`` (and ``1e-9``).
+    """
     top = float(np.max(a)) if a.size else 0.0
-    return np.flatnonzero(a > 1e-6 * top)
+    if top <= 0:
+        return np.zeros(0, dtype=np.intp)
+    slack = Q @ a - 1.0
+    rel = a / top
+    return np.flatnonzero((rel > np.maximum(slack, 0.0)) & (rel > 1e-9))

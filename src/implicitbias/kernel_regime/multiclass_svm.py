@@ -263,7 +263,7 @@ def multiclass_kernel_svm(
         coef[np.arange(n), yv] = dual.sum(axis=1)
         quad = float(a @ (M @ a))
         norm = float(np.sqrt(quad))
-        sup = np.flatnonzero(a > 0) if route == "active-set" else _support_of(a)
+        sup = np.flatnonzero(a > 0) if route == "active-set" else _support_of(a, M)
         return MulticlassKernelSVMResult(
             dual=dual,
             coef=coef,
