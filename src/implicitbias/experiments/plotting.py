@@ -15,7 +15,7 @@ import numpy as np
 
 from implicitbias.experiments._common import RunOutput
 
-__all__ = ["plot_run"]
+__all__ = ["plot_run", "plot_run_dir"]
 
 _BASELINE_STYLES = ("--", ":", "-.")
 
@@ -116,3 +116,49 @@ def plot_run(out: RunOutput, path: str | os.PathLike[str], *, title: str | None 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_run_dir(
+    out_dir: str | os.PathLike[str], path: str | os.PathLike[str] | None = None
+) -> str:
+    """Redraw the figure of a finished run from its folder (history, config, summary).
+
+    Parameters
+    ----------
+    out_dir : path
+        A folder written by :func:`implicitbias.experiments.run`.
+    path : path, optional
+        Output PNG (default ``out_dir/figure.png``).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    import json
+    from pathlib import Path
+
+    from implicitbias.dynamics import History
+
+    folder = Path(out_dir)
+    history = History.from_csv(folder / "history.csv")
+    summary = json.loads((folder / "summary.json").read_text())
+    config = json.loads((folder / "config.json").read_text())
+    metric = "mse" if "train_mse" in history.columns else "accuracy"
+    baselines = {k: float(v) for k, v in summary.get("baselines", {}).items()}
+    out = RunOutput(
+        config["experiment"],
+        history,
+        summary,
+        baselines,
+        metric,
+        float(config["t_star"]),
+        float(config["settings"]["lr"]),
+    )
+    target = Path(path) if path is not None else folder / "figure.png"
+    title = (
+        f"{config['experiment']} ({config['scale']}, {config['method']}, seed {config['seed']}): "
+        f"{summary.get('wall_time', float('nan')):.0f} s"
+    )
+    plot_run(out, target, title=title)
+    return str(target)
