@@ -124,6 +124,7 @@ class _FaceSolver:
         self.base: np.ndarray | None = None
         self.L: np.ndarray | None = None
         self.n_factor = 0
+        self.last_residual = np.inf
 
     def _refactor(self, F: np.ndarray) -> None:
         c, r = _cholesky(self.Q[np.ix_(F, F)], self.rho)
@@ -148,8 +149,7 @@ class _FaceSolver:
                 else:
                     # the constrained solve can lose digits by cancellation when Q_FF is
                     # (nearly) singular; accept it only if the face equations hold tightly
-                    res = float(np.max(np.abs(self.Q[np.ix_(F, F)] @ x - 1.0)))
-                    if res <= 1e-10 or not np.all(np.isfinite(x)):
+                    if self.last_residual <= 1e-10:
                         return x
         self._refactor(F)
         return self._solve_updated(F, F[:0], F[:0], x0)
@@ -217,6 +217,7 @@ class _FaceSolver:
             if res <= 1e-12 or (k >= 2 and res > 0.5 * prev_res):
                 break
             prev_res = res
+        self.last_residual = res
         return x[posF]
 
 
@@ -297,7 +298,7 @@ def _solve_nonneg_qp(
     rng = np.random.default_rng(seed)
     a = np.zeros(n)
     in_w = np.zeros(n, dtype=bool)
-    in_w[rng.permutation(n)[: min(n, chunk)]] = True
+    in_w[rng.permutation(n)[: min(n, max(chunk, n // 16))]] = True
     face = _FaceSolver(Q, _PROX * scale)
     with contextlib.ExitStack() as threads:
         return _chunking_loop(Q, a, in_w, face, threads, tol=tol, max_iter=max_iter, chunk=chunk)
@@ -400,7 +401,7 @@ def _chunking_loop(
         viol = np.flatnonzero(~in_w & (g < -gtol))
         if viol.size == 0:
             return _QPOutcome(a=a, diverged=False, n_iter=it)
-        k = max(chunk, S.size)
+        k = max(chunk, S.size // 2)
         new = viol[np.argsort(g[viol], kind="stable")[:k]]
         in_w[:] = False
         in_w[S] = True
