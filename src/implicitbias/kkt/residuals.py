@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -12,6 +13,7 @@ import torch
 from scipy.special import expit, softmax
 from torch import nn
 
+from implicitbias._errors import InaccurateSolutionWarning
 from implicitbias._validation import check_choice, check_nonnegative, check_positive, fail
 from implicitbias.kkt.margins import (
     _check_separating,
@@ -267,6 +269,13 @@ def _select_multipliers(
     m = b.shape[0]
     full = _finish_nnls(Q, b, np.ones(m, dtype=bool), None, 10 * m + 10)
     iterations = full.iterations
+    if full.status != "optimal":
+        warnings.warn(
+            f"kkt_residuals: the Gram NNLS stopped at its iteration limit ({full.iterations} "
+            f"active-set changes); epsilon_min may be slightly too large.",
+            InaccurateSolutionWarning,
+            stacklevel=3,
+        )
     eps_min2 = max(tt + 2.0 * full.objective, 0.0)
     eps_min = math.sqrt(eps_min2)
     if full.support.size == 0:
