@@ -423,17 +423,22 @@ class Homogeneous(nn.Module):
             chunk_size = max(1, min(n, (256 * 2**20) // per_row))
         chunk_size = check_int(chunk_size, func, "chunk_size", minimum=1)
 
-        def single(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-            return self.function(t, x.unsqueeze(0)).reshape(-1)
+        # Differentiate with respect to each parameter tensor (not the flat θ split into views,
+        # whose backward materializes a zero-filled p-vector per tensor), then concatenate.
+        params = {k: v.detach() for k, v in self.unflatten(theta).items()}
+        buffers = dict(self.model.named_buffers())
 
-        jac_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = vmap(
-            jacrev(single), in_dims=(None, 0)
-        )
+        def single(ps: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            out = functional_call(self.model, (ps, buffers), (x.unsqueeze(0),))
+            return out.reshape(-1)
+
+        jac_fn: Callable[..., dict[str, torch.Tensor]] = vmap(jacrev(single), in_dims=(None, 0))
         blocks = []
         for start in range(0, n, chunk_size):
             xb = X[start : start + chunk_size]
             try:
-                block = jac_fn(theta, xb)
+                parts = jac_fn(params, xb)
+                block = torch.cat([parts[k].reshape(xb.shape[0], C, -1) for k in params], dim=2)
             except (RuntimeError, ValueError, NotImplementedError):
                 block = self._jacobian_loop(theta, xb)
             blocks.append(block.detach())
