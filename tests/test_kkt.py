@@ -428,3 +428,21 @@ def test_gram_route_matches_explicit_nnls_on_trained_mlp():
     _, rnorm = scipy.optimize.nnls(G, theta_t)
     np.testing.assert_allclose(rep.epsilon_min, rnorm, rtol=1e-8)
     assert rep.epsilon <= rep.epsilon_min * (1 + 1e-2) + rep.epsilon_floor
+
+
+def test_bad_input_is_reported_by_the_public_function():
+    net = ib.HomogeneousMLP(3, [6], seed=1, dtype=F64)
+    X = torch.randn(10, 3, dtype=F64, generator=torch.Generator().manual_seed(2))
+    y = np.sign(net(X).detach().numpy())
+    Xn = X.clone()
+    Xn[1, 1] = float("nan")
+    with pytest.raises(ValueError, match="'X' argument of kkt_residuals must be finite"):
+        ib.kkt_residuals(net, Xn, y)
+    with pytest.raises(ValueError, match="'degree' argument of kkt_residuals"):
+        ib.kkt_residuals(net, X, y, degree=0)
+    with pytest.raises(ValueError, match="'chunk_size' argument of kkt_residuals"):
+        ib.kkt_residuals(net, X, y, chunk_size=0)
+    with pytest.raises(ValueError, match="'Q' argument of nnls_gram must be positive semidefinite"):
+        ib.nnls_gram(-np.array([[2.0, 1.0], [1.0, 2.0]]), np.array([1.0, -1.0]))
+    with pytest.raises(ValueError, match="'Q' argument of nnls_gram must be positive semidefinite"):
+        ib.nnls_gram(np.array([[1.0, 2.0], [2.0, 1.0]]), np.array([1.0, 1.0]))

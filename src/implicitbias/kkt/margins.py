@@ -21,6 +21,7 @@ from implicitbias._validation import (
     as_float_array,
     as_pm1_labels,
     check_choice,
+    check_positive,
     check_same_length,
     fail,
     fail_type,
@@ -49,6 +50,10 @@ class _Setup:
 
 
 def _wrap(model: Any, X: torch.Tensor, func: str, degree: Any) -> Homogeneous:
+    if degree is not None:
+        degree = check_positive(degree, func, "degree")
+        if degree == round(degree):
+            degree = int(round(degree))
     if isinstance(model, Homogeneous):
         if degree is None or degree == model.degree:
             return model
@@ -83,6 +88,9 @@ def _prepare(
     if y is None or (not hasattr(y, "__len__")):
         raise fail_type(func, "y", "an array of labels or targets", y)
     n = check_same_length(func, X=X, y=y)
+    if X.is_floating_point() and not bool(torch.isfinite(X).all()):
+        bad = int(X.numel() - int(torch.isfinite(X).sum()))
+        raise fail(func, "X", "finite (no NaN or inf)", f"{bad} non-finite entries")
     h = _wrap(model, X, func, degree)
     X = h._prepare_input(X, func)
     theta = h.theta()

@@ -216,7 +216,8 @@ def nnls_gram(
     Parameters
     ----------
     Q : array_like of shape (n, n)
-        Symmetric positive semi-definite matrix (symmetrized before use).
+        Symmetric positive semi-definite matrix (symmetrized before use; rejected when an
+        eigenvalue is below ``−1000·eps·n·max|Q|``, checked for ``n ≤ 4000``).
     b : array_like of shape (n,)
         Linear term.
     candidates : array_like of bool, shape (n,), optional
@@ -252,6 +253,7 @@ def nnls_gram(
     t0 = time.perf_counter()
     Q = as_kernel_matrix(Q, func, "Q")
     n = Q.shape[0]
+    _check_psd(Q, func)
     b = as_float_array(b, func, "b", ndim=1)
     if b.shape[0] != n:
         raise fail(func, "b", f"a vector of length {n} (the size of Q)", f"length {b.shape[0]}")
@@ -288,6 +290,29 @@ def _blas_single_thread(n: int) -> contextlib.AbstractContextManager[Any]:
     except ImportError:  # pragma: no cover - optional
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
+
+
+def _check_psd(Q: np.ndarray, func: str) -> None:
+    """Reject a matrix that is not positive semidefinite (the objective is then unbounded)."""
+    scale = max(float(np.max(np.abs(Q))), 1e-300) if Q.size else 1.0
+    tol = 1e3 * _EPS * scale * max(Q.shape[0], 1)
+    diag_min = float(np.min(np.diag(Q))) if Q.size else 0.0
+    if diag_min < -tol:
+        raise fail(
+            func,
+            "Q",
+            "positive semidefinite (a Gram matrix GᵀG)",
+            f"a diagonal entry {diag_min:.4g}",
+        )
+    if 0 < Q.shape[0] <= 4000:
+        lam_min = float(scipy.linalg.eigvalsh(Q, subset_by_index=[0, 0], check_finite=False)[0])
+        if lam_min < -tol:
+            raise fail(
+                func,
+                "Q",
+                "positive semidefinite (a Gram matrix GᵀG)",
+                f"smallest eigenvalue {lam_min:.4g}",
+            )
 
 
 def _finish_nnls(

@@ -14,7 +14,13 @@ from scipy.special import expit, softmax
 from torch import nn
 
 from implicitbias._errors import InaccurateSolutionWarning
-from implicitbias._validation import check_choice, check_nonnegative, check_positive, fail
+from implicitbias._validation import (
+    check_choice,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    fail,
+)
 from implicitbias.kkt.margins import (
     _check_separating,
     _example_margins,
@@ -486,6 +492,8 @@ def kkt_residuals(
         raise fail(func, "direct", "True, False or None", repr(direct))
     if not isinstance(certificate, bool):
         raise fail(func, "certificate", "True or False", repr(certificate))
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, func, "chunk_size", minimum=1)
     s = _prepare(model, X, y, func, task=task, degree=degree)
     L = s.L
     u_K = _unit_roundoff(s.theta.dtype)
