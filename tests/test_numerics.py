@@ -13,6 +13,16 @@ import torch
 
 import implicitbias as ib
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny problems: intra-op threads only add synchronization on a loaded machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 F32, F64 = torch.float32, torch.float64
 RTOL = {F64: 1e-10, F32: 1e-4}
 

@@ -11,11 +11,22 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import implicitbias as ib
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny problems: intra-op threads only add synchronization on a loaded machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 F64 = torch.float64
 
