@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from implicitbias._errors import SolverError
 from implicitbias._validation import as_float_array, as_kernel_matrix, check_int, fail
 
 __all__ = ["GramNNLSResult", "nnls_gram"]
@@ -39,7 +40,8 @@ class GramNNLSResult:
     support : ndarray of int
         Indices with ``μ_i > 0``.
     max_violation : float
-        ``max(0, max_{i ∈ candidates} (b − Qμ)_i)``: the dual infeasibility left.
+        The optimality violation left: ``max |(b − Qμ)_i|`` over the support and
+        ``max(0, (b − Qμ)_i)`` over the other candidates.
     status : str
         ``"optimal"``, or ``"max_iter"`` when the iteration limit stopped the solver.
     solver : str
@@ -217,7 +219,7 @@ def nnls_gram(
     ----------
     Q : array_like of shape (n, n)
         Symmetric positive semi-definite matrix (symmetrized before use; rejected when an
-        eigenvalue is below ``−1000·eps·n·max|Q|``, checked for ``n ≤ 4000``).
+        eigenvalue is below ``−1e-6·max|Q|``, checked for ``n ≤ 4000``).
     b : array_like of shape (n,)
         Linear term.
     candidates : array_like of bool, shape (n,), optional
@@ -295,7 +297,7 @@ def _blas_single_thread(n: int) -> contextlib.AbstractContextManager[Any]:
 def _check_psd(Q: np.ndarray, func: str) -> None:
     """Reject a matrix that is not positive semidefinite (the objective is then unbounded)."""
     scale = max(float(np.max(np.abs(Q))), 1e-300) if Q.size else 1.0
-    tol = 1e3 * _EPS * scale * max(Q.shape[0], 1)
+    tol = 1e-6 * scale  # rounding (even of a float32 Gram matrix) stays far below this
     diag_min = float(np.min(np.diag(Q))) if Q.size else 0.0
     if diag_min < -tol:
         raise fail(
@@ -326,14 +328,33 @@ def _finish_nnls(
     t0 = time.perf_counter() if t0 is None else t0
     with _blas_single_thread(b.shape[0]):
         mu, iterations, status = _lawson_hanson_gram(Q, b, cand, tol=tol, max_iter=max_iter)
+    if not np.all(np.isfinite(mu)) or np.any(mu < 0):
+        raise SolverError(
+            "nnls_gram: the Lawson–Hanson loop returned a non-finite or negative solution "
+            f"(min {np.nanmin(mu) if mu.size else 0.0:.3g}); Q may be badly scaled or not PSD."
+        )
     grad = b - Q @ mu
-    viol = grad[cand & (mu == 0)]
+    off = cand & (mu == 0)
+    viol_off = float(max(0.0, grad[off].max())) if off.any() else 0.0
+    viol_on = float(np.abs(grad[mu > 0]).max()) if np.any(mu > 0) else 0.0
+    violation = max(viol_off, viol_on)
+    if status == "optimal":
+        # Rounding bound of b − Qμ (as in the loop), with a wide margin: only garbage fails.
+        bound = 64 * _EPS * (np.abs(b) + np.max(np.abs(Q), axis=1) * float(mu.sum()))
+        bound = bound * np.sqrt(max(1, int(np.count_nonzero(mu))))
+        bad = np.where(mu > 0, np.abs(grad), np.maximum(grad, 0.0) * off) > 1e6 * bound + 1e-300
+        if np.any(bad):
+            raise SolverError(
+                "nnls_gram: the Lawson–Hanson loop returned a solution that fails its optimality "
+                f"check: max |(b − Qμ)_i| on the support / max (b − Qμ)_i off it = {violation:.3g}, "
+                "far above rounding. Q may be badly scaled or not PSD."
+            )
     return GramNNLSResult(
         solution=mu,
         objective=float(0.5 * mu @ (Q @ mu) - b @ mu),
         gradient=grad,
         support=np.flatnonzero(mu > 0),
-        max_violation=float(max(0.0, viol.max())) if viol.size else 0.0,
+        max_violation=violation,
         status=status,
         solver="lawson-hanson-gram",
         solve_time=time.perf_counter() - t0,
