@@ -96,6 +96,8 @@ def test_multiplication_table_recovered() -> None:
 
 @pytest.mark.slow
 def test_multiplication_table_sdp() -> None:
+    # Reference SDP route (SCS, eps 1e-8). Not seen to finish within 200 s on the loaded
+    # 2-core development machine; kept as an on-demand check.
     Xs, r, c = _multiplication_table()
     res = ib.min_nuclear_norm_completion(97, r, c, Xs[r, c], solver="cvxpy")
     np.testing.assert_allclose(res.nuclear_norm, np.abs(np.linalg.eigvalsh(Xs)).sum(), rtol=1e-4)
