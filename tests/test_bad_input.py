@@ -937,6 +937,14 @@ case(
     "dtypes differ), although it validates the shape of x; should cast like the library "
     "functions do or raise clearly",
 )
+case(
+    "QuadraticNet-forward-mixed-dtype",
+    lambda: ib.QuadraticNet(3, 4, dtype=F64)(torch.ones(2, 3, dtype=torch.float32)),
+    ARG,
+    arg("QuadraticNet", "x"),
+    bug="a float64 QuadraticNet called on float32 inputs raises torch's RuntimeError (m1 and m2 "
+    "dtypes differ); same as DiagonalNet and HomogeneousMLP",
+)
 f = "MatrixFactorization"
 case(f"{f}-d-0", lambda: ib.MatrixFactorization(0), ARG, arg(f, "d"))
 case(f"{f}-alpha-0", lambda: ib.MatrixFactorization(3, alpha=0), ARG, arg(f, "alpha"))
@@ -1663,6 +1671,37 @@ case(
     bug="train(..., history_path=3) crashes with a raw TypeError ('expected str, bytes or "
     "os.PathLike object, not int') after setting up the run; should name 'history_path'",
 )
+
+
+def _train_mf(idx: list[list[int]]) -> Any:
+    return ib.train(
+        ib.MatrixFactorization(3, dtype=F64),
+        torch.tensor(idx),
+        torch.ones(len(idx), dtype=F64),
+        loss="squared",
+        **train_kw(lr=0.01),
+    )
+
+
+case(
+    f"{f}-matrix-factorization-index-out-of-range",
+    lambda: _train_mf([[0, 1], [0, 3]]),
+    ARG,
+    arg(f, "X") + r".*\[0, 3\)",
+    bug="train(MatrixFactorization(3), X = [[0, 1], [0, 3]], ...) leaks a raw IndexError ('index "
+    "3 is out of bounds for dimension 0 with size 3'); empirical_ntk on the same X already says "
+    "\"The 'X1' argument of empirical_ntk must be an integer tensor of index pairs ... with "
+    'entries in [0, 3); got entries in [0, 3]"',
+)
+case(
+    f"{f}-matrix-factorization-negative-index",
+    lambda: _train_mf([[0, 1], [0, -1]]),
+    ARG,
+    arg(f, "X"),
+    bug="train(MatrixFactorization(3), X = [[0, 1], [0, -1]], ...) trains silently on entry "
+    "(0, 2) (Python negative indexing) and returns status 'completed': a silently wrong run",
+)
+
 # --- History, log_schedule, loss_function, Loss ------------------------------------------
 case(
     "History-rows-mismatched",
