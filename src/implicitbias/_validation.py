@@ -27,6 +27,8 @@ __all__ = [
     "check_choice",
     "check_int",
     "describe",
+    "check_float_dtype",
+    "check_model_input",
 ]
 
 
@@ -56,7 +58,9 @@ def _message(func: str, arg: str, expect: str, got: str, hint: str | None) -> st
     return msg
 
 
-def fail(func: str, arg: str, expect: str, got: str, hint: str | None = None) -> InvalidArgumentError:
+def fail(
+    func: str, arg: str, expect: str, got: str, hint: str | None = None
+) -> InvalidArgumentError:
     """Build (not raise) the standard ``ValueError`` for a bad argument value."""
     return InvalidArgumentError(_message(func, arg, expect, got, hint))
 
@@ -148,7 +152,11 @@ def as_class_labels(
     if a.size == 0:
         raise fail(func, arg, "a non-empty vector", "an empty vector")
     if not np.issubdtype(a.dtype, np.integer):
-        if np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        if (
+            np.issubdtype(a.dtype, np.floating)
+            and np.all(np.isfinite(a))
+            and np.all(a == np.round(a))
+        ):
             a = a.astype(np.int64)
         else:
             raise fail(func, arg, "integer class labels", f"dtype {a.dtype}")
@@ -228,3 +236,38 @@ def check_choice(x: Any, func: str, arg: str, choices: Iterable[Any]) -> Any:
         listing = ", ".join(repr(c) for c in options)
         raise fail(func, arg, f"one of {listing}", repr(x))
     return x
+
+
+def check_float_dtype(dtype: Any, func: str, arg: str = "dtype") -> Any:
+    """``None`` or a floating-point ``torch.dtype``."""
+    import torch
+
+    if dtype is None:
+        return None
+    if not isinstance(dtype, torch.dtype):
+        raise fail_type(func, arg, "a floating-point torch.dtype such as torch.float64", dtype)
+    if not dtype.is_floating_point:
+        raise InvalidArgumentTypeError(
+            _message(
+                func, arg, "a floating-point torch.dtype such as torch.float64", repr(dtype), None
+            )
+        )
+    return dtype
+
+
+def check_model_input(x: Any, func: str, arg: str, shape: str, ok: bool, dtype: Any) -> None:
+    """Inputs of a built-in model: a tensor of the documented shape and the model's dtype."""
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        raise fail_type(func, arg, f"a torch.Tensor of shape {shape}", x)
+    if not ok:
+        raise fail(func, arg, f"of shape {shape}", f"{tuple(x.shape)}")
+    if x.dtype != dtype:
+        raise fail(
+            func,
+            arg,
+            f"of the model's dtype {dtype}",
+            f"dtype {x.dtype}",
+            f"Convert with {arg}.to({dtype}).",
+        )

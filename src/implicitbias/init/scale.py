@@ -99,6 +99,8 @@ def check_zero_output(
     """
     func = "check_zero_output"
     check_choice(action, func, "action", ("raise", "warn"))
+    if not isinstance(model, nn.Module):
+        raise fail_type(func, "model", "a torch.nn.Module", model)
     h = model if isinstance(model, Homogeneous) else Homogeneous(model, degree=1, _skip_check=True)
     X = h._prepare_input(X, func)
     degree = getattr(h.model, "degree", None) or 1

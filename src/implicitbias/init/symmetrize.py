@@ -106,7 +106,9 @@ def mirror_init(model: nn.Module) -> nn.Module:
     func = "mirror_init"
     layers = _linear_layers(model, func)
     if len(layers) < 2:
-        raise fail(func, "model", "a network with at least one hidden layer", "a single linear layer")
+        raise fail(
+            func, "model", "a network with at least one hidden layer", "a single linear layer"
+        )
     if layers[-1].bias is not None or (len(layers) > 2 and layers[-2].bias is not None):
         raise fail(func, "model", "bias-free last and last-hidden layers", "a layer with a bias")
     new = copy.deepcopy(model)
@@ -116,8 +118,11 @@ def mirror_init(model: nn.Module) -> nn.Module:
         W = hidden.weight
         a = out.weight
         mirrored_hidden = nn.Linear(
-            hidden.in_features, 2 * hidden.out_features, bias=hidden.bias is not None,
-            dtype=W.dtype, device=W.device,
+            hidden.in_features,
+            2 * hidden.out_features,
+            bias=hidden.bias is not None,
+            dtype=W.dtype,
+            device=W.device,
         )
         mirrored_hidden.weight.copy_(torch.cat([W, W], dim=0))
         if hidden.bias is not None:

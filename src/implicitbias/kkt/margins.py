@@ -64,6 +64,7 @@ def _wrap(model: Any, X: torch.Tensor, func: str, degree: Any) -> Homogeneous:
         return Homogeneous(model, degree=degree)
     if not isinstance(X, torch.Tensor):
         raise fail_type(func, "X", "a torch.Tensor of inputs", X)
+    Homogeneous(model, degree=1, _skip_check=True)._prepare_input(X, func)  # device, NaN
     # Declared degree (built-in models) is verified, an unknown one estimated, on a few inputs;
     # a model that is not homogeneous raises NotHomogeneousError here.
     return Homogeneous(model, example_input=X[: min(int(X.shape[0]), 256)])

@@ -7,7 +7,13 @@ import math
 import torch
 from torch import nn
 
-from implicitbias._validation import check_choice, check_int, check_positive
+from implicitbias._validation import (
+    check_choice,
+    check_float_dtype,
+    check_int,
+    check_model_input,
+    check_positive,
+)
 
 __all__ = ["DiagonalNet"]
 
@@ -69,6 +75,7 @@ class DiagonalNet(nn.Module):
         self.depth = check_int(depth, name, "depth", minimum=1)
         alpha = check_positive(alpha, name, "alpha")
         check_choice(alpha_mode, name, "alpha_mode", ("scale", "norm"))
+        check_float_dtype(dtype, name)
         value = alpha if alpha_mode == "scale" else alpha / math.sqrt(2 * self.d)
         self.u = nn.Parameter(torch.full((self.d,), value, dtype=dtype, device=device))
         self.v = nn.Parameter(torch.full((self.d,), value, dtype=dtype, device=device))
@@ -85,10 +92,8 @@ class DiagonalNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Outputs ``X @ w``, shape ``(n,)``, for inputs of shape ``(n, d)``."""
-        if x.ndim != 2 or x.shape[-1] != self.d:
-            raise ValueError(
-                f"The input of DiagonalNet must have shape (n, {self.d}); got {tuple(x.shape)}."
-            )
+        ok = isinstance(x, torch.Tensor) and x.ndim == 2 and x.shape[-1] == self.d
+        check_model_input(x, "DiagonalNet", "x", f"(n, {self.d})", ok, self.u.dtype)
         return x @ self.w
 
     def extra_repr(self) -> str:

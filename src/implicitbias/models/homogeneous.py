@@ -45,6 +45,8 @@ _NORMALIZATIONS = (
 
 def flat_parameters(model: nn.Module) -> torch.Tensor:
     """All trainable parameters of ``model`` concatenated into one detached vector θ."""
+    if not isinstance(model, nn.Module):
+        raise fail_type("flat_parameters", "model", "a torch.nn.Module", model)
     params = [p.detach().reshape(-1) for p in model.parameters() if p.requires_grad]
     if not params:
         raise fail("flat_parameters", "model", "a module with trainable parameters", "none")
@@ -140,7 +142,9 @@ def homogeneity_degree(
         raise fail_type(func, "model", "a torch.nn.Module", model)
     scales = tuple(check_positive(c, func, "scales") for c in scales)
     if not scales or any(c == 1.0 for c in scales):
-        raise fail(func, "scales", "a non-empty sequence of positive numbers other than 1", str(scales))
+        raise fail(
+            func, "scales", "a non-empty sequence of positive numbers other than 1", str(scales)
+        )
     h = model if isinstance(model, Homogeneous) else Homogeneous(model, degree=1, _skip_check=True)
     theta = h.theta()
     X = h._prepare_input(X, func)
@@ -156,6 +160,7 @@ def homogeneity_degree(
         return g.detach()
 
     with torch.no_grad():
+        _outputs_as_matrix(h.model(X), func)
         f0 = h.function(theta, X).reshape(-1)
     g0 = gradient(theta)
     # Natural output scale ‖∇f‖‖θ‖ (Euler: L f = <∇f, θ>); outputs far below it are rounding
@@ -352,7 +357,9 @@ class Homogeneous(nn.Module):
             raise fail_type(func, "theta", "a torch.Tensor", theta)
         p = self.num_parameters
         if theta.shape != (p,):
-            raise fail(func, "theta", f"a flat vector of shape ({p},)", f"shape {tuple(theta.shape)}")
+            raise fail(
+                func, "theta", f"a flat vector of shape ({p},)", f"shape {tuple(theta.shape)}"
+            )
         if theta.device != self.device:
             raise fail(func, "theta", f"on the model's device {self.device}", f"{theta.device}")
         return theta
@@ -361,7 +368,12 @@ class Homogeneous(nn.Module):
         if not isinstance(X, torch.Tensor):
             raise fail_type(func, arg, "a torch.Tensor of inputs", X)
         if X.ndim == 0 or X.shape[0] == 0:
-            raise fail(func, arg, "a non-empty batch of inputs of shape (n, ...)", f"shape {tuple(X.shape)}")
+            raise fail(
+                func,
+                arg,
+                "a non-empty batch of inputs of shape (n, ...)",
+                f"shape {tuple(X.shape)}",
+            )
         if X.device != self.device:
             raise fail(
                 func,

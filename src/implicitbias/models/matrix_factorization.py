@@ -5,7 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from implicitbias._validation import check_choice, check_int, check_positive, fail
+from implicitbias._validation import (
+    check_choice,
+    check_float_dtype,
+    check_int,
+    check_model_input,
+    check_positive,
+    fail,
+    fail_type,
+)
 
 __all__ = ["MatrixFactorization", "QuadraticNet"]
 
@@ -48,6 +56,7 @@ class MatrixFactorization(nn.Module):
         super().__init__()
         self.d = check_int(d, "MatrixFactorization", "d", minimum=1)
         alpha = check_positive(alpha, "MatrixFactorization", "alpha")
+        check_float_dtype(dtype, "MatrixFactorization")
         eye = torch.eye(self.d, dtype=dtype, device=device)
         self.U = nn.Parameter(alpha * eye.clone())
         self.V = nn.Parameter(alpha * eye.clone())
@@ -67,12 +76,22 @@ class MatrixFactorization(nn.Module):
 
         Costs O(n d): rows are gathered, the d×d matrix is never formed.
         """
+        name = "MatrixFactorization"
+        if not isinstance(idx, torch.Tensor):
+            raise fail_type(name, "idx", "an integer tensor of (i, j) index pairs", idx)
         if idx.dtype not in (torch.int64, torch.int32) or idx.ndim != 2 or idx.shape[-1] != 2:
             raise fail(
-                "MatrixFactorization",
+                name,
                 "idx",
                 "an integer tensor of (i, j) index pairs with shape (n, 2)",
                 f"dtype {idx.dtype} and shape {tuple(idx.shape)}",
+            )
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.d):
+            raise fail(
+                name,
+                "idx",
+                f"an integer tensor of index pairs with entries in [0, {self.d})",
+                f"entries in [{int(idx.min())}, {int(idx.max())}]",
             )
         i, j = idx[:, 0], idx[:, 1]
         return (self.U[i] * self.U[j]).sum(-1) - (self.V[i] * self.V[j]).sum(-1)
@@ -128,6 +147,9 @@ class QuadraticNet(nn.Module):
         self.width = check_int(width, name, "width", minimum=1)
         check_choice(init, name, "init", ("symmetric", "identity"))
         alpha = check_positive(alpha, name, "alpha")
+        check_float_dtype(dtype, name)
+        if seed is not None:
+            seed = check_int(seed, name, "seed", minimum=0)
         if init == "identity":
             if self.width != self.d:
                 raise fail(name, "width", f"equal to d = {self.d} for init='identity'", str(width))
@@ -150,10 +172,15 @@ class QuadraticNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``xᵀWx`` for inputs ``(n, d)``, or ``xᵀWx'`` for pairs ``(n, 2, d)``; shape ``(n,)``."""
-        if x.shape[-1] != self.d or x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[1] != 2):
-            raise fail(
-                "QuadraticNet", "x", f"of shape (n, {self.d}) or (n, 2, {self.d})", str(tuple(x.shape))
-            )
+        ok = (
+            isinstance(x, torch.Tensor)
+            and x.ndim in (2, 3)
+            and x.shape[-1] == self.d
+            and (x.ndim == 2 or x.shape[1] == 2)
+        )
+        check_model_input(
+            x, "QuadraticNet", "x", f"(n, {self.d}) or (n, 2, {self.d})", ok, self.U.dtype
+        )
         if x.ndim == 2:
             a = b = x
         else:
@@ -162,5 +189,3 @@ class QuadraticNet(nn.Module):
 
     def extra_repr(self) -> str:
         return f"d={self.d}, width={self.width}"
-
-

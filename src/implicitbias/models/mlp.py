@@ -7,7 +7,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from implicitbias._validation import check_choice, check_int, fail, fail_type
+from implicitbias._validation import (
+    check_choice,
+    check_float_dtype,
+    check_int,
+    check_model_input,
+    fail_type,
+)
 
 __all__ = ["HomogeneousMLP"]
 
@@ -80,10 +86,12 @@ class HomogeneousMLP(nn.Module):
         self.d_out = check_int(d_out, name, "d_out", minimum=1)
         self.first_layer_bias = bool(first_layer_bias)
         self.activation = check_choice(activation, name, "activation", ("relu", "linear"))
+        check_float_dtype(dtype, name)
         sizes = (self.d_in, *self.widths, self.d_out)
         generator = None
         if seed is not None:
-            generator = torch.Generator(device="cpu").manual_seed(int(seed))
+            seed = check_int(seed, name, "seed", minimum=0)
+            generator = torch.Generator(device="cpu").manual_seed(seed)
         layers = []
         for k in range(len(sizes) - 1):
             bias = self.first_layer_bias and k == 0
@@ -107,8 +115,10 @@ class HomogeneousMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Outputs of shape ``(n,)`` (``d_out == 1``) or ``(n, d_out)`` for inputs ``(n, d_in)``."""
-        if x.shape[-1] != self.d_in:
-            raise fail("HomogeneousMLP", "x", f"of shape (n, {self.d_in})", f"{tuple(x.shape)}")
+        ok = isinstance(x, torch.Tensor) and x.ndim >= 1 and x.shape[-1] == self.d_in
+        check_model_input(
+            x, "HomogeneousMLP", "x", f"(n, {self.d_in})", ok, self.layers[0].weight.dtype
+        )
         h = x
         for layer in self.layers[:-1]:
             h = self._act(layer(h))
