@@ -364,18 +364,12 @@ case(
     lambda: ib.kernel_regression(-K4(), y4()),
     ARG,
     arg(f, "K") + ".*positive semidefinite",
-    bug="kernel_regression(-K) (negative definite, full rank) raises InfeasibleError claiming "
-    "'numerical rank 0 of 4' and blaming duplicate inputs; kernel_svm rejects the same K as "
-    "not PSD. Should raise InvalidArgumentError naming 'K'",
 )
 case(
     f"{f}-K-indefinite",
     lambda: ib.kernel_regression(np.array([[1.0, 2.0], [2.0, 1.0]]), np.array([1.0, 1.0])),
     ARG,
     arg(f, "K") + ".*positive semidefinite",
-    bug="kernel_regression on the indefinite, nonsingular K = [[1, 2], [2, 1]] with y = (1, 1) "
-    "returns a result with only an InaccurateSolutionWarning that K is 'numerically singular "
-    "(rank 1 of 2)' (false: both eigenvalues are nonzero); should reject K as not PSD",
 )
 
 # --- multiclass_kernel_svm --------------------------------------------------------------

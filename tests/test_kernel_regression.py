@@ -85,3 +85,29 @@ def test_bad_inputs_name_the_argument() -> None:
     res = ib.kernel_regression(np.eye(2), np.ones(2))
     with pytest.raises(ValueError, match="'K_new_train' argument"):
         res.predict(np.ones((1, 3)))
+
+
+def test_kernel_that_is_not_psd_is_rejected() -> None:
+    """An indefinite or negative K is not a kernel: say so, naming 'K' (not "singular")."""
+    K = np.array([[1.0, 2.0], [2.0, 1.0]])  # eigenvalues 3 and -1
+    with pytest.raises(
+        ib.InvalidArgumentError,
+        match=r"'K' argument of kernel_regression .*"
+        r"positive semidefinite.*smallest eigenvalue -1",
+    ):
+        ib.kernel_regression(K, np.ones(2))
+    with pytest.raises(ib.InvalidArgumentError, match="positive semidefinite"):
+        ib.kernel_regression(-np.eye(3), np.ones(3))
+
+
+def test_float32_rounded_psd_kernel_is_accepted() -> None:
+    """A rank-deficient PSD kernel rounded to float32 has eigenvalues slightly below 0: that is
+    rounding, not indefiniteness."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((60, 4)) * 10.0
+    K32 = (X @ X.T).astype(np.float32)
+    assert np.linalg.eigvalsh(K32.astype(np.float64))[0] < 0  # rounding made it indefinite
+    y = (X @ rng.standard_normal(4)).astype(np.float32)
+    with pytest.warns(InaccurateSolutionWarning, match="rank 4 of 60"):
+        res = ib.kernel_regression(K32, y, rtol=1e-6)
+    np.testing.assert_allclose(K32.astype(np.float64) @ res.coef, y, atol=1e-2)

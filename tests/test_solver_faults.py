@@ -526,11 +526,6 @@ def test_kernel_regression_wrong_cholesky_solve_falls_back(monkeypatch: pytest.M
     assert res.solver == "pinv"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: kernel_regression returns coef = NaN with status='optimal' when the Cholesky "
-    "solve returns NaN: both residual checks compare NaN > accept (False), so the NaN passes",
-)
 def test_kernel_regression_nan_solve_is_never_returned(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scipy.linalg, "cho_solve", lambda c, b, **kw: np.full_like(b, np.nan))
     try:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from implicitbias._errors import InaccurateSolutionWarning, InfeasibleError
+from implicitbias._errors import InaccurateSolutionWarning, InfeasibleError, SolverError
 from implicitbias._validation import (
     as_float_array,
     as_kernel_matrix,
@@ -79,6 +79,30 @@ class KernelRegressionResult:
         return Kn @ self.coef
 
 
+def _check_psd(w: np.ndarray, Km: np.ndarray) -> None:
+    """Reject a ``K`` with an eigenvalue below ``-tol * max|K|``: not a kernel (Gram) matrix.
+
+    ``tol = max(1e-6, n eps32)`` lets through a PSD kernel rounded to float32: rounding moves
+    every entry by at most ``eps32 max|K| / 2``, so ``K`` by at most ``n eps32 max|K| / 2`` in
+    spectral norm and its eigenvalues by as much (Weyl); twice that leaves room for a kernel
+    accumulated in float32 (measured: about ``4e-7 max|K|`` for n = 1000, where
+    ``tol = 1.2e-4``). A clearly indefinite ``K`` (e.g. a sign error) is far below it.
+    """
+    n = Km.shape[0]
+    scale = float(np.max(np.abs(Km)))
+    tol = max(1e-6, n * float(np.finfo(np.float32).eps))
+    if float(w[0]) < -tol * scale:
+        n_neg = int(np.count_nonzero(w < -tol * scale))
+        raise fail(
+            _FUNC,
+            "K",
+            "a positive semidefinite kernel matrix (a Gram matrix of features)",
+            f"smallest eigenvalue {float(w[0]):.3g} (relative to max|K| = {scale:.3g}: "
+            f"{float(w[0]) / scale:.3g}; {n_neg} of {n} eigenvalues below -{tol:.2g} max|K|)",
+            "Check the sign of K, and that it is a kernel evaluated on the training points.",
+        )
+
+
 def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegressionResult:
     r"""Minimum-norm kernel interpolation (problem K2).
 
@@ -116,8 +140,13 @@ def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegression
 
     Raises
     ------
+    InvalidArgumentError
+        ``K`` is not positive semidefinite beyond rounding (an eigenvalue below
+        ``-max(1e-6, n eps32) · max|K|``, eps32 the float32 machine epsilon).
     InfeasibleError
         ``y`` is not in the range of ``K`` (singular ``K``): no ``h`` interpolates the data.
+    SolverError
+        The linear solve returned a non-finite solution.
 
     Warns
     -----
@@ -155,6 +184,7 @@ def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegression
 
     coef: np.ndarray | None = None
     solver, status, rank = "cholesky", "optimal", n
+    why = ""  # why the Cholesky route was left, for the warning
     try:
         c_fac = sla.cho_factor(Km, lower=True, check_finite=False)
         d = np.abs(np.diag(c_fac[0]))
@@ -162,18 +192,31 @@ def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegression
         if float(np.min(d)) ** 2 > rtol * float(np.max(np.diag(Km))):
             coef = sla.cho_solve(c_fac, yv, check_finite=False)
             coef = coef + sla.cho_solve(c_fac, yv - Km @ coef, check_finite=False)
-            if float(np.max(np.abs(Km @ coef - yv))) > accept:
+            chol_residual = float(np.max(np.abs(Km @ coef - yv)))
+            # written so that a NaN residual (a NaN solve) also fails the check
+            if not chol_residual <= accept:
+                why = (
+                    f"the Cholesky solve failed its residual check (max|Kc - y| = "
+                    f"{chol_residual:.3g} > {accept:.3g})"
+                )
                 coef = None
     except np.linalg.LinAlgError:
         coef = None
     if coef is None:
         w, V = np.linalg.eigh(Km)
+        _check_psd(w, Km)
         keep = w > rtol * max(float(w[-1]), 0.0)
         rank = int(np.count_nonzero(keep))
         Vk = V[:, keep]
         coef = Vk @ ((Vk.T @ yv) / (w[keep] if yv.ndim == 1 else w[keep][:, None]))
         solver, status = "pinv", "optimal_inaccurate"
     residual = float(np.max(np.abs(Km @ coef - yv)))
+    if not np.isfinite(residual) or not np.all(np.isfinite(coef)):
+        raise SolverError(
+            f"{_FUNC}: the {solver} route returned a non-finite solution (max|Kc - y| = "
+            f"{residual:.3g}). Check the scale of K and y (max|K| = "
+            f"{float(np.max(np.abs(Km))):.3g}, max|y| = {float(np.max(np.abs(yv))):.3g})."
+        )
     if residual > accept:
         raise InfeasibleError(
             f"{_FUNC}: y is not in the range of the (singular) kernel matrix K, so no h "
@@ -182,9 +225,13 @@ def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegression
             f"use kernel ridge regression instead."
         )
     if solver == "pinv":
+        if rank < n:
+            reason = f"K is numerically singular (rank {rank} of {n})"
+        else:
+            reason = why or f"the Cholesky factorization of K failed (rank {rank} of {n})"
         warnings.warn(
-            f"{_FUNC}: K is numerically singular (rank {rank} of {n}); used the "
-            f"pseudo-inverse. The interpolant h is unique, coef is the minimum-norm choice.",
+            f"{_FUNC}: {reason}; used the pseudo-inverse. The interpolant h is unique, coef is "
+            f"the minimum-norm choice.",
             InaccurateSolutionWarning,
             stacklevel=2,
         )
