@@ -687,3 +687,8 @@ def test_metrics_that_move_the_parameters_do_not_change_gd() -> None:
     a = train(_diag(10), X, y, weight_decay=0.05, lr=0.05, steps=100, metrics=clobber)
     b = train(_diag(10), X, y, weight_decay=0.05, lr=0.05, steps=100)
     _same(a.history, b.history)
+
+
+def test_log_schedule_blames_step_when_it_exceeds_t_max() -> None:
+    with pytest.raises(InvalidArgumentError, match="The 'step' argument of log_schedule"):
+        log_schedule(1.0, 10, step=5.0)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from implicitbias import InvalidArgumentError
+from implicitbias import InvalidArgumentError, InvalidArgumentTypeError
 from implicitbias.dynamics import History
 
 
@@ -77,3 +77,24 @@ def test_truncate_and_empty(tmp_path: Path) -> None:
     assert len(History()) == 0
     (tmp_path / "empty.csv").write_text("")
     assert len(History.from_csv(tmp_path / "empty.csv")) == 0
+
+
+def test_bad_rows_lengths_and_sources_name_the_argument() -> None:
+    h = _history()
+    with pytest.raises(InvalidArgumentError, match=r"The 'length' argument of History\.truncate"):
+        h.truncate(-1)
+    assert len(h) == 5  # nothing dropped
+    h.truncate(10)  # more rows than there are: nothing to drop
+    assert len(h) == 5
+    fresh = History()
+    with pytest.raises(
+        InvalidArgumentTypeError, match=r"The 'row' argument of History\.append .*column 'a'"
+    ):
+        fresh.append({"a": "x"})
+    assert fresh.columns == []  # a rejected first row does not fix the columns
+    with pytest.raises(
+        InvalidArgumentTypeError, match=r"The 'source' argument of History\.from_json"
+    ):
+        History.from_json(3)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match=r"The 'source' argument of History\.from_json"):
+        History.from_json("{not json")

@@ -109,8 +109,10 @@ def test_margins_and_accuracy_count_ties_half() -> None:
 def test_regression_loss_has_no_margin() -> None:
     ell = loss_function("squared")
     assert not ell.is_classification
-    with pytest.raises(ValueError, match="regression"):
+    with pytest.raises(InvalidArgumentError, match="regression loss: margins are not defined"):
         ell.margins(torch.zeros(2, dtype=DT), torch.zeros(2, dtype=DT))
+    with pytest.raises(InvalidArgumentError, match="regression loss: accuracy is not defined"):
+        ell.accuracy(torch.zeros(2, dtype=DT), torch.zeros(2, dtype=DT))
     assert ell.mse(torch.tensor([1.0, 3.0]), torch.tensor([0.0, 1.0])) == pytest.approx(2.5)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from implicitbias._validation import fail, fail_type
+from implicitbias._validation import check_int, fail, fail_type
 
 __all__ = ["History", "STANDARD_COLUMNS"]
 
@@ -91,25 +91,43 @@ class History:
 
     # ------------------------------------------------------------------ building
     def append(self, row: Mapping[str, float]) -> None:
-        """Add one row; its keys must be exactly the columns (set by the first row)."""
-        if self._columns is None:
-            self._columns = [str(k) for k in row]
-            self._data = {c: [] for c in self._columns}
-        if set(row) != set(self._columns):
-            missing = sorted(set(self._columns) - set(row))
-            extra = sorted(set(row) - set(self._columns))
+        """Add one row of real numbers; its keys must be exactly the columns (set by the first
+        row)."""
+        func = "History.append"
+        if not isinstance(row, Mapping):
+            raise fail_type(func, "row", "a mapping of column names to real numbers", row)
+        columns = self._columns if self._columns is not None else [str(k) for k in row]
+        if set(row) != set(columns):
+            missing = sorted(set(columns) - set(row))
+            extra = sorted(set(row) - set(columns))
             raise fail(
-                "History.append",
+                func,
                 "row",
-                f"a mapping with exactly the columns {self._columns}",
+                f"a mapping with exactly the columns {columns}",
                 f"missing {missing} and extra {extra}",
                 "User metrics must return the same keys at every evaluation.",
             )
-        for c in self._columns:
-            self._data[c].append(float(row[c]))
+        values = []
+        for c in columns:
+            v = row[c]
+            try:
+                if isinstance(v, (str, bytes)):
+                    raise TypeError(f"a {type(v).__name__} is not a number")
+                values.append(float(v))
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise fail_type(
+                    func, "row", f"a mapping of column names to real numbers (column {c!r})", v
+                ) from exc
+        if self._columns is None:
+            self._columns = columns
+            self._data = {c: [] for c in columns}
+        for c, v in zip(columns, values):
+            self._data[c].append(v)
 
     def truncate(self, length: int) -> None:
-        """Keep only the first ``length`` rows."""
+        """Keep only the first ``length`` rows (``length >= 0``; more rows than there are is a
+        no-op)."""
+        check_int(length, "History.truncate", "length", minimum=0)
         for c in self._data:
             del self._data[c][length:]
 
@@ -203,10 +221,16 @@ class History:
     @classmethod
     def from_json(cls, source: str | os.PathLike[str]) -> History:
         """Read :meth:`to_json` output, from a path or a JSON string (``null`` reads as NaN)."""
+        func = "History.from_json"
+        if not isinstance(source, (str, os.PathLike)):
+            raise fail_type(func, "source", "a JSON string or a path (str or os.PathLike)", source)
         text = str(source)
         if not text.lstrip().startswith("{"):
             text = Path(source).read_text()
-        obj: Any = json.loads(text)
+        try:
+            obj: Any = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise fail(func, "source", "History JSON", f"invalid JSON ({exc})") from exc
         if not isinstance(obj, dict) or "columns" not in obj or "data" not in obj:
             raise fail_type("History.from_json", "source", "History JSON", source)
         columns = obj["columns"]

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from implicitbias._errors import InvalidArgumentError
 from implicitbias._validation import check_choice
 
 __all__ = ["Loss", "loss_function", "LOSSES"]
@@ -74,7 +75,8 @@ class Loss:
     def margins(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         r"""Margins q_i: ``y_i f_i`` (binary) or ``f_{y_i} − max_{j≠y_i} f_j`` (multiclass).
 
-        Shape ``(n,)``. Not defined for regression (raises ``ValueError``).
+        Shape ``(n,)``. Not defined for regression (raises
+        :class:`~implicitbias.InvalidArgumentError`, a ``ValueError``).
         """
         if self.task == "binary":
             return y * out
@@ -82,7 +84,10 @@ class Loss:
             correct = out.gather(1, y.view(-1, 1))[:, 0]
             others = out.scatter(1, y.view(-1, 1), float("-inf"))
             return correct - others.max(dim=1).values
-        raise ValueError(f"The {self.name!r} loss is a regression loss: margins are not defined.")
+        raise InvalidArgumentError(
+            f"Loss.margins: the {self.name!r} loss is a regression loss: margins are not defined "
+            f"(they need a classification loss: 'logistic', 'exponential' or 'cross_entropy')."
+        )
 
     def values(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example losses ℓ(f_i; y_i), shape ``(n,)``."""
@@ -129,7 +134,10 @@ class Loss:
             ties = is_max.sum(dim=1).to(out.dtype)
             hit = is_max.gather(1, y.view(-1, 1))[:, 0].to(out.dtype)
             return float((hit / ties).mean())
-        raise ValueError(f"The {self.name!r} loss is a regression loss: accuracy is not defined.")
+        raise InvalidArgumentError(
+            f"Loss.accuracy: the {self.name!r} loss is a regression loss: accuracy is not "
+            f"defined (use Loss.mse for regression)."
+        )
 
     def mse(self, out: torch.Tensor, y: torch.Tensor) -> float:
         """Mean squared error (1/n) Σ_i ‖f_i − y_i‖² (regression)."""

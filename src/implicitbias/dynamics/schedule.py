@@ -52,6 +52,8 @@ def log_schedule(
     num = check_int(num, func, "num", minimum=2)
     if step is not None:
         step = check_positive(step, func, "step")
+        if step > t_max:
+            raise fail(func, "step", f"at most t_max = {t_max:g}", repr(step))
     if t_min is None:
         t_min = step if step is not None else t_max * 1e-5
     t_min = check_positive(t_min, func, "t_min")
