@@ -689,6 +689,48 @@ def test_metrics_that_move_the_parameters_do_not_change_gd() -> None:
     _same(a.history, b.history)
 
 
+def _plain_relu() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(5, 6, bias=False), nn.ReLU(), nn.Linear(6, 1, bias=False), nn.Flatten(0)
+    ).to(DT)
+
+
+def test_plain_module_degree_is_measured_on_X_or_given() -> None:
+    X, y = _sparse_data(8, 5)
+    res = train(_plain_relu(), X, y, weight_decay=0.1, lr=0.1, steps=5, num_evals=2)
+    assert res.model.degree == 2
+    given = train(_plain_relu(), X, y, weight_decay=0.1, lr=0.1, steps=5, num_evals=2, degree=2)
+    assert given.model.degree == 2
+    _same(res.history, given.history)
+    with pytest.raises(InvalidArgumentError, match="The 'degree' argument of train"):
+        train(_plain_relu(), X, y, weight_decay=0.1, lr=0.1, steps=5, degree=0)
+
+    class Tanh(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(5, 1, bias=False, dtype=DT)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(self.lin(x)).squeeze(-1)
+
+    with pytest.raises(ib.NotHomogeneousError, match="train: the model carries no `degree`"):
+        train(Tanh(), X, y, weight_decay=0.1, lr=0.1, steps=5)
+
+
+def test_inputs_the_model_rejects_name_X_with_their_shape(tmp_path: Path) -> None:
+    _, y = _sparse_data(8, 5)
+    with pytest.raises(
+        InvalidArgumentError, match=r"The 'X' argument of train .*got shape \(8, 4\)"
+    ):
+        train(_diag(5), torch.ones(8, 4, dtype=DT), y, weight_decay=0.1, lr=0.1, steps=5)
+    X, _ = _sparse_data(8, 5)
+    for name in ("history_path", "checkpoint_path"):
+        with pytest.raises(InvalidArgumentTypeError, match=f"The '{name}' argument of train"):
+            train(_diag(5), X, y, weight_decay=0.1, lr=0.1, steps=5, **{name: 3})
+    assert not list(tmp_path.iterdir())
+
+
 def test_log_schedule_blames_step_when_it_exceeds_t_max() -> None:
     with pytest.raises(InvalidArgumentError, match="The 'step' argument of log_schedule"):
         log_schedule(1.0, 10, step=5.0)

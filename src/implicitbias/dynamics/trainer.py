@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from implicitbias._errors import NotHomogeneousError
 from implicitbias._validation import (
     as_class_labels,
     as_float_array,
@@ -34,7 +35,7 @@ from implicitbias.dynamics.flow import INTEGRATORS, TABLEAUX, next_step_size, rk
 from implicitbias.dynamics.history import STANDARD_COLUMNS, History, _CSVWriter
 from implicitbias.dynamics.losses import LOSSES, Loss, loss_function
 from implicitbias.dynamics.schedule import log_schedule
-from implicitbias.models.homogeneous import Homogeneous
+from implicitbias.models.homogeneous import Homogeneous, homogeneity_degree
 
 __all__ = ["train", "TrainResult", "METHODS", "STATUSES"]
 
@@ -220,6 +221,56 @@ class _DeferredInterrupt:
             signal.signal(signal.SIGINT, self._previous)
 
 
+def _homogeneous_and_inputs(
+    model: nn.Module, X: Any, degree: int | float | None
+) -> tuple[Homogeneous, torch.Tensor, tuple[int, ...]]:
+    """The model as a :class:`Homogeneous`, the validated inputs and the outputs' shape.
+
+    The inputs are checked (and one forward pass is run on all of them) first, so that a bad
+    ``X`` is reported as ``train``'s argument. The degree is ``degree`` when given, else the
+    model's own, else measured on ``X``.
+    """
+    probe = Homogeneous(model, degree=1, _skip_check=True)
+    X = probe._prepare_input(X, _FUNC)
+    out_shape = _probe_outputs(probe, X)
+    if degree is not None:
+        h = Homogeneous(model, degree=degree)
+    elif isinstance(model, Homogeneous):
+        h = model
+    elif getattr(model, "degree", None) is not None:
+        h = Homogeneous(model)
+    else:
+        try:
+            measured = homogeneity_degree(model, X)
+        except NotHomogeneousError as exc:
+            raise NotHomogeneousError(
+                f"{_FUNC}: the model carries no `degree`, so its degree was measured on X, and "
+                f"it is not positively homogeneous in its parameters. {exc} Train an "
+                f"L-homogeneous model (a built-in one, or ib.Homogeneous(model, degree=L)), or "
+                f"pass degree=L."
+            ) from exc
+        h = Homogeneous(model, degree=measured, _skip_check=True)
+    return h, X, out_shape
+
+
+def _probe_outputs(h: Homogeneous, X: torch.Tensor) -> tuple[int, ...]:
+    """Shape of the model's outputs on the whole of ``X``; a forward that fails names ``X``."""
+    try:
+        with torch.no_grad():
+            out = h(X)
+    except (ValueError, TypeError, RuntimeError, IndexError) as exc:
+        raise fail(
+            _FUNC,
+            "X",
+            "a batch of inputs the model accepts",
+            f"shape {tuple(X.shape)} and dtype {X.dtype}",
+            f"The model's forward raised {type(exc).__name__}: {exc}",
+        ) from exc
+    if not isinstance(out, torch.Tensor):
+        raise fail_type(_FUNC, "model", "a module whose forward returns a tensor", out)
+    return tuple(out.shape)
+
+
 def _check_labels(loss: Loss, y: Any, n: int, out_shape: tuple[int, ...], dtype, device):
     if loss.task == "binary":
         if len(out_shape) != 1:
@@ -290,6 +341,7 @@ def train(
     resume: bool = False,
     progress: bool | None = None,
     alpha: float | None = None,
+    degree: int | float | None = None,
 ) -> TrainResult:
     r"""Train a homogeneous model by full-batch gradient descent or by its gradient flow.
 
@@ -327,7 +379,9 @@ def train(
     ----------
     model : torch.nn.Module
         The model, trained in place; wrapped in :class:`~implicitbias.models.Homogeneous` if it
-        is not one (its ``degree`` attribute is then required, as for the built-in models).
+        is not one. Its degree L is ``degree`` when given, else the model's own ``degree``
+        (the built-in models carry one), else estimated (and checked) on ``X`` with
+        :func:`~implicitbias.models.homogeneity_degree`.
     X : torch.Tensor
         Inputs, shape ``(n, ...)`` (e.g. ``(n, d)``; index pairs ``(n, 2)`` for
         :class:`~implicitbias.models.MatrixFactorization`).
@@ -384,6 +438,9 @@ def train(
     alpha : float, optional
         α in the rescaled time t·λ/log α. Default: ‖θ(0)‖ (the initial-norm convention of the
         paper's experiments). ``rescaled_time`` is NaN when log α ≤ 0.
+    degree : int or float, optional
+        The homogeneity degree L of ``model`` (used by ``normalized_margin`` = q_min/‖θ‖^L).
+        Default: see ``model``.
 
     Returns
     -------
@@ -397,7 +454,10 @@ def train(
     ------
     ValueError
         Bad configuration (negative λ, lr ≤ 0, both or neither of ``steps``/``t_max``,
-        unknown loss or method, labels that do not fit the loss, ...), naming the argument.
+        unknown loss or method, inputs the model does not accept, labels that do not fit the
+        loss, ...), naming the argument.
+    NotHomogeneousError
+        The model carries no degree and is not positively homogeneous on ``X``.
 
     Notes
     -----
@@ -451,7 +511,17 @@ def train(
     # ------------------------------------------------------------------ validation
     if not isinstance(model, nn.Module):
         raise fail_type(_FUNC, "model", "a torch.nn.Module", model)
-    h = model if isinstance(model, Homogeneous) else Homogeneous(model)
+    if degree is not None:
+        if isinstance(degree, bool) or not isinstance(
+            degree, (int, float, np.integer, np.floating)
+        ):
+            raise fail_type(_FUNC, "degree", "a positive number", degree)
+        if not (float(degree) > 0 and math.isfinite(float(degree))):
+            raise fail(_FUNC, "degree", "a positive finite number", repr(degree))
+        degree = int(degree) if isinstance(degree, (int, np.integer)) else float(degree)
+    for name, path in (("history_path", history_path), ("checkpoint_path", checkpoint_path)):
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise fail_type(_FUNC, name, "a file path (str or os.PathLike)", path)
     check_choice(loss, _FUNC, "loss", LOSSES)
     check_choice(method, _FUNC, "method", METHODS)
     check_choice(integrator, _FUNC, "integrator", INTEGRATORS)
@@ -481,13 +551,10 @@ def train(
         alpha = check_positive(alpha, _FUNC, "alpha")
 
     ell = loss_function(loss)
-    X = h._prepare_input(X, _FUNC)
+    h, X, out_shape = _homogeneous_and_inputs(model, X, degree)
     n = X.shape[0]
     theta0 = h.theta()
     dtype, device = theta0.dtype, theta0.device
-    with torch.no_grad():
-        out_shape = tuple(h(X[:1]).shape)
-    out_shape = (n, *out_shape[1:])
     y_t = _check_labels(ell, y, n, out_shape, dtype, device)
 
     if method == "gd":
