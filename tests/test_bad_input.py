@@ -1314,8 +1314,6 @@ case(
     lambda: ib.ntk_predictor(sym_mlp(), Xt(), yt(), solver_options={"nope": 1}),
     ARG,
     arg(f, "solver_options") + ".*nope",
-    bug="ntk_predictor(..., solver_options={'nope': 1}) leaks a raw TypeError(\"kernel_svm() got "
-    "an unexpected keyword argument 'nope'\") that does not name 'solver_options'",
 )
 f = "NTKPredictor.decision_function"
 case(

@@ -154,3 +154,16 @@ def test_errors() -> None:
     X_bad = torch.cat([X, X[:1]])  # the same input with both labels: not separable
     with pytest.raises(ib.NotSeparableError):
         ib.ntk_predictor(copy.deepcopy(net), X_bad, np.append(y, -y[0]))
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_unknown_solver_option_names_solver_options(task: str) -> None:
+    X, y = _separable(8, 3, seed=10)
+    net = ib.HomogeneousMLP(3, [8], seed=0, dtype=DT)
+    solver = "kernel_svm" if task == "classification" else "kernel_regression"
+    with pytest.raises(
+        ib.InvalidArgumentError,
+        match=rf"The 'solver_options' argument of ntk_predictor must be a dict of keyword "
+        rf"arguments of {solver} .*got unknown key \['nope'\]",
+    ):
+        ib.ntk_predictor(net, X, y, task=task, solver_options={"nope": 1})

@@ -3,6 +3,8 @@ r"""The early-phase (kernel-regime) predictor of a model at its initialization (
 from __future__ import annotations
 
 import copy
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +158,43 @@ def _multiclass_coef(solution: Any, y: np.ndarray, n: int, C: int) -> np.ndarray
     return out
 
 
+def _solver_for(task: str) -> Callable[..., Any]:
+    """The kernel solver of a task: ``solver(K, y, **solver_options)``."""
+    if task == "classification":
+        from implicitbias.kernel_regime.kernel_svm import kernel_svm
+
+        return kernel_svm
+    if task == "regression":
+        from implicitbias.kernel_regime.kernel_regression import kernel_regression
+
+        return kernel_regression
+    import implicitbias.kernel_regime as kr
+
+    multiclass_kernel_svm = getattr(kr, "multiclass_kernel_svm", None)
+    if multiclass_kernel_svm is None:  # pragma: no cover - depends on the solver module
+        from implicitbias.kernel_regime.multiclass_svm import multiclass_kernel_svm
+    return multiclass_kernel_svm
+
+
+def _check_solver_options(options: dict[str, Any], solver: Callable[..., Any], func: str) -> None:
+    """Every key of ``solver_options`` must be a keyword argument of the solver (other than the
+    kernel and the labels, which the predictor passes itself)."""
+    params = list(inspect.signature(solver).parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    allowed = [p.name for p in params[2:] if p.kind in keyword]  # params[:2] are K and y
+    unknown = [k for k in options if k not in allowed]
+    if unknown:
+        name = getattr(solver, "__name__", "the kernel solver")
+        raise fail(
+            func,
+            "solver_options",
+            f"a dict of keyword arguments of {name} (one of {allowed})",
+            f"unknown key{'s' if len(unknown) > 1 else ''} {unknown}",
+        )
+
+
 def ntk_predictor(
     model: nn.Module,
     X: torch.Tensor,
@@ -210,7 +249,9 @@ def ntk_predictor(
     method, chunk_size :
         Passed to :func:`empirical_ntk`.
     solver_options : dict, optional
-        Keyword arguments for the kernel solver.
+        Keyword arguments for the kernel solver (:func:`kernel_svm`,
+        :func:`kernel_regression` or :func:`multiclass_kernel_svm`, by ``task``); an unknown
+        key raises ``ValueError`` naming it.
 
     Returns
     -------
@@ -251,6 +292,8 @@ def ntk_predictor(
     if solver_options is not None and not isinstance(solver_options, dict):
         raise fail_type(func, "solver_options", "a dict of keyword arguments", solver_options)
     options = dict(solver_options or {})
+    solver = _solver_for(task)
+    _check_solver_options(options, solver, func)
     n = int(X.shape[0]) if X.ndim > 0 else 0
     if task == "classification":
         labels = as_pm1_labels(y, func, "y", n=n)
@@ -283,17 +326,13 @@ def ntk_predictor(
         )
     margin: float | None
     if task == "classification":
-        from implicitbias.kernel_regime.kernel_svm import kernel_svm
-
-        solution = kernel_svm(Kn, labels, **options)
+        solution = solver(Kn, labels, **options)
         coef = np.asarray(solution.dual, dtype=np.float64) * labels
         scores = Kn @ coef
         norm = _checked_norm(coef @ scores)
         margin = float(np.min(labels * scores)) / norm
     elif task == "regression":
-        from implicitbias.kernel_regime.kernel_regression import kernel_regression
-
-        solution = kernel_regression(Kn, labels, **options)
+        solution = solver(Kn, labels, **options)
         coef = np.asarray(solution.coef, dtype=np.float64).reshape(n)
         norm = float(np.sqrt(max(coef @ (Kn @ coef), 0.0)))
         margin = None
@@ -306,13 +345,8 @@ def ntk_predictor(
             raise fail(
                 func, "y", f"class labels in {{0, ..., {C - 1}}}", f"max label {labels.max()}"
             )
-        import implicitbias.kernel_regime as kr
-
-        multiclass_kernel_svm = getattr(kr, "multiclass_kernel_svm", None)
-        if multiclass_kernel_svm is None:  # pragma: no cover - depends on the solver module
-            from implicitbias.kernel_regime.multiclass_svm import multiclass_kernel_svm
         options.setdefault("n_classes", C)
-        solution = multiclass_kernel_svm(Kn, labels, **options)
+        solution = solver(Kn, labels, **options)
         coef = _multiclass_coef(solution, labels, n, C)
         scores = (Kn @ coef.reshape(-1)).reshape(n, C)
         norm = _checked_norm(coef.reshape(-1) @ scores.reshape(-1))
