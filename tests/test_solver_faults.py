@@ -357,13 +357,6 @@ def test_basis_pursuit_nan_answer_raises(monkeypatch: pytest.MonkeyPatch) -> Non
         ib.min_l1_interpolation(XU, YU)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: min_l1_interpolation: when HiGHS reports 'infeasible' (status 2) after the "
-    "least-squares pre-check has already proved y in range(X), InfeasibleError('HiGHS reports "
-    "that X w = y has no solution') is raised: a solver failure is reported as the user's "
-    "data being infeasible; it should be a SolverError",
-)
 def test_basis_pursuit_infeasible_status_on_feasible_data_is_a_solver_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

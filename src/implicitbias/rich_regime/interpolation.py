@@ -149,7 +149,10 @@ def min_l1_interpolation(
     Raises
     ------
     InfeasibleError
-        If ``y`` is not in the range of ``X``.
+        If ``y`` is not in the range of ``X`` (decided by the least-squares pre-check).
+    SolverError
+        If HiGHS fails (any status other than optimal, including "infeasible" on data the
+        pre-check found feasible) or returns a point that fails the residual check.
 
     Examples
     --------
@@ -167,7 +170,7 @@ def min_l1_interpolation(
     X, y = _check(X, y, func)
     tol = check_positive(tol, func, "tol")
     rtol = check_positive(rtol, func, "rtol")
-    _lstsq(X, y, func, rtol)
+    _, ls_resid = _lstsq(X, y, func, rtol)
     n, d = X.shape
     res = linprog(
         np.ones(2 * d),
@@ -178,7 +181,13 @@ def min_l1_interpolation(
         options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
     )
     if res.status == 2:
-        raise InfeasibleError(f"{func}: HiGHS reports that X w = y has no solution. {_HINT}")
+        # feasibility was already decided by the least-squares pre-check: this is the solver's
+        # failure, not the user's data
+        raise SolverError(
+            f"{func}: HiGHS stopped with status 2 ({res.message}) although X w = y is feasible: "
+            f"a least-squares solve satisfies it to max_i |<w, x_i> - y_i| = {ls_resid:.3g}. "
+            f"The LP is numerically hard for HiGHS. {_HINT}"
+        )
     if res.status != 0:
         raise SolverError(f"{func}: HiGHS stopped with status {res.status} ({res.message}).")
     w = res.x[:d] - res.x[d:]
