@@ -843,8 +843,6 @@ case(
     lambda: ib.matrix_factorization_from_W(np.eye(2), atol=-1.0),
     ARG,
     arg(f, "atol"),
-    bug="matrix_factorization_from_W(np.eye(2), atol=-1.0) blames the wrong argument: \"The 'W' "
-    'argument ... must be a symmetric matrix; got max |W - W^T| = 0"; atol is never validated',
 )
 
 # --- models -----------------------------------------------------------------------------

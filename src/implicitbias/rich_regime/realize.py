@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from implicitbias._validation import as_float_array, check_int, fail, fail_type
+from implicitbias._validation import as_float_array, check_int, check_nonnegative, fail, fail_type
 
 if TYPE_CHECKING:  # pragma: no cover
     from implicitbias.models import DiagonalNet, MatrixFactorization
@@ -110,7 +110,7 @@ def matrix_factorization_from_W(
     dtype : torch.dtype
         Parameter dtype (default float64).
     atol : float
-        Relative symmetry tolerance.
+        Relative symmetry tolerance, ``>= 0``.
 
     Returns
     -------
@@ -133,6 +133,7 @@ def matrix_factorization_from_W(
     func = "matrix_factorization_from_W"
     W = as_float_array(W, func, "W", ndim=2)
     dtype = _dtype(dtype, func)
+    atol = check_nonnegative(atol, func, "atol")
     d = W.shape[0]
     if W.shape[1] != d:
         raise fail(func, "W", "a square (d, d) matrix", f"shape {W.shape}")
