@@ -1,15 +1,16 @@
-"""Problem (K1): the hard-margin kernel SVM without bias, and its fast dual solver.
+"""Problem (K1): the hard-margin kernel SVM without bias, solved exactly through its dual.
 
 The dual of (K1) is a bound-constrained convex quadratic program (no equality constraint,
-because there is no bias). :func:`_solve_nonneg_qp` solves it exactly:
+because there is no bias). :func:`implicitbias._nonneg_qp.solve_nonneg_qp` (shared with
+:func:`implicitbias.nnls_gram`) solves it exactly:
 
 * an outer working-set (chunking) loop, so the linear algebra scales with the number of
   support vectors rather than with ``n``;
 * on each working set, block principal pivoting (the primal-dual active-set method of
-  Kunisch and Rendl, with the Judice--Pires safeguard against cycling), falling back to a
-  monotone Lawson--Hanson-type primal active-set loop when pivoting does not settle (as on
-  rank-deficient kernels);
-* face systems ``Q_FF x = 1`` solved by :class:`_FaceSolver`, which reuses one Cholesky
+  Kunisch and Rendl, with the Judice--Pires safeguard against cycling), falling back to
+  Lawson--Hanson (and a monotone primal active-set loop with divergence detection) when
+  pivoting does not settle (as on rank-deficient kernels);
+* face systems ``Q_FF x = 1`` solved by a face solver that reuses one Cholesky
   factor across nearby faces and handles singular ``Q_FF`` with a tiny proximal shift plus
   proximal-point refinement.
 
@@ -19,20 +20,21 @@ before it is returned. :mod:`implicitbias.kernel_regime.multiclass_svm` reuses t
 
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.linalg as sla
 
 from implicitbias._errors import (
     InaccurateSolutionWarning,
     NotSeparableError,
     SolverError,
 )
+from implicitbias._nonneg_qp import SEPARABILITY_FLOOR as _SEPARABILITY_FLOOR
+from implicitbias._nonneg_qp import QPOutcome as _QPOutcome  # noqa: F401  (its result type)
+from implicitbias._nonneg_qp import solve_nonneg_qp as _solve_nonneg_qp
 from implicitbias._validation import (
     as_float_array,
     as_kernel_matrix,
@@ -46,366 +48,8 @@ __all__ = ["KernelSVMResult", "kernel_svm"]
 
 _FUNC = "kernel_svm"
 
-# A margin below this fraction of the feature radius sqrt(max K_ii) is numerically zero.
-_SEPARABILITY_FLOOR = 1e-7
-# Relative proximal term that keeps the working block positive definite (removed by refinement).
-_PROX = 1e-12
 # Above `tol`, up to this level, an answer is returned with an InaccurateSolutionWarning.
 _INACCURATE_LEVEL = 1e-5
-
-
-# --------------------------------------------------------------------------------------------
-# The bound-constrained QP  min_a  1/2 a^T Q a - 1^T a   s.t.  a >= 0   (Q symmetric PSD)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _QPOutcome:
-    a: np.ndarray
-    diverged: bool  # the dual objective grew without bound (primal infeasible)
-    n_iter: int
-
-
-_SMALL_BLOCK = 700
-_CONTROLLER: list[Any] = []
-
-
-def _blas_limit(m: int) -> Any:
-    """One BLAS thread for small blocks: thread wake-up costs more than it saves there, and
-    on a loaded machine it costs far more (busy-waiting threads)."""
-    if m >= _SMALL_BLOCK:
-        return contextlib.nullcontext()
-    if not _CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - optional
-            _CONTROLLER.append(None)
-        else:
-            _CONTROLLER.append(ThreadpoolController())
-    if _CONTROLLER[0] is None:  # pragma: no cover
-        return contextlib.nullcontext()
-    return _CONTROLLER[0].limit(limits=1, user_api="blas")
-
-
-def _cholesky(H: np.ndarray, rho: float) -> tuple[Any, float]:
-    """Cholesky factor of ``H + rho I``, raising ``rho`` until the factorization succeeds."""
-    m = H.shape[0]
-    scale = max(float(np.max(np.diag(H))) if m else 1.0, 1e-300)
-    r = rho
-    for _ in range(8):
-        try:
-            with _blas_limit(m):
-                c = sla.cho_factor(H + r * np.eye(m), lower=False, check_finite=False)
-            return c, r
-        except np.linalg.LinAlgError:
-            r = max(10.0 * r, 1e-14 * scale)
-    raise SolverError(
-        "kernel_svm: could not factor a principal block of Q even with a proximal shift"
-    )
-
-
-class _FaceSolver:
-    """Solves ``Q_FF x = 1`` on varying index sets ``F`` with few Cholesky factorizations.
-
-    Keeps the factor of ``Q_BB + rho I`` for a base set ``B``. For a nearby ``F`` (added set
-    ``A = F - B``, dropped set ``D = B - F``) it borders the factor with ``A`` (a Schur
-    complement of size ``|A|``) and removes ``D`` as equality constraints ``x_D = 0`` (a Schur
-    complement of size ``|D|``): ``O(|B|^2 (|A| + |D|))`` instead of ``O(|F|^3)``. It refactors
-    when the change is large or a small Schur complement is not positive definite.
-
-    The proximal shift ``rho`` keeps factorizations stable when ``Q_FF`` is singular
-    (rank-deficient kernels); proximal-point iterations ``(Q_FF + rho I) x_{k+1} = 1 + rho x_k``
-    remove its bias on the range of ``Q_FF``.
-    """
-
-    def __init__(self, Q: np.ndarray, rho: float) -> None:
-        self.Q = Q
-        self.rho = rho
-        self.base: np.ndarray | None = None
-        self.L: np.ndarray | None = None
-        self.n_factor = 0
-        self.last_residual = np.inf
-
-    def _refactor(self, F: np.ndarray) -> None:
-        c, r = _cholesky(self.Q[np.ix_(F, F)], self.rho)
-        self.rho = r
-        self.L = np.triu(c[0]).T  # lower factor
-        self.base = F
-        self.n_factor += 1
-
-    def solve(self, F: np.ndarray, x0: np.ndarray) -> np.ndarray:
-        """``x`` on ``F`` (sorted global indices), started at ``x0`` (values on ``F``)."""
-        if F.size == 0:
-            return np.zeros(0)
-        B = self.base
-        if B is not None:
-            A = np.setdiff1d(F, B, assume_unique=True)
-            D = np.setdiff1d(B, F, assume_unique=True)
-            if A.size + D.size <= max(8, B.size // 6) and B.size > 0:
-                try:
-                    x = self._solve_updated(F, A, D, x0)
-                except (np.linalg.LinAlgError, _UpdateFailed):
-                    pass
-                else:
-                    # the constrained solve can lose digits by cancellation when Q_FF is
-                    # (nearly) singular; accept it only if the face equations hold tightly
-                    if self.last_residual <= 1e-10:
-                        return x
-        self._refactor(F)
-        return self._solve_updated(F, F[:0], F[:0], x0)
-
-    def _solve_updated(
-        self, F: np.ndarray, A: np.ndarray, D: np.ndarray, x0: np.ndarray
-    ) -> np.ndarray:
-        Q, rho, L, B = self.Q, self.rho, self.L, self.base
-        assert L is not None and B is not None
-        nb = B.size
-        tri = sla.solve_triangular
-        if A.size:
-            W = tri(L, Q[np.ix_(B, A)], lower=True, check_finite=False)
-            S = Q[np.ix_(A, A)] + rho * np.eye(A.size) - W.T @ W
-            try:
-                LS = np.linalg.cholesky(S)
-            except np.linalg.LinAlgError as exc:
-                raise _UpdateFailed from exc
-        else:
-            W = np.zeros((nb, 0))
-            LS = np.zeros((0, 0))
-        U = np.concatenate([B, A])
-
-        def solve_u(r: np.ndarray) -> np.ndarray:
-            z1 = tri(L, r[:nb], lower=True, check_finite=False)
-            z2 = r[nb:] - W.T @ z1
-            if A.size:
-                z2 = tri(LS, z2, lower=True, check_finite=False)
-                y2 = tri(LS, z2, lower=True, trans="T", check_finite=False)
-            else:
-                y2 = z2
-            y1 = tri(L, z1 - W @ y2, lower=True, trans="T", check_finite=False)
-            return np.concatenate([y1, y2])
-
-        posD = np.searchsorted(B, D)
-        if D.size:
-            E = np.zeros((U.size, D.size))
-            E[posD, np.arange(D.size)] = 1.0
-            Z = solve_u(E)
-            G = Z[posD]
-            try:
-                LG = np.linalg.cholesky(0.5 * (G + G.T))
-            except np.linalg.LinAlgError as exc:
-                raise _UpdateFailed from exc
-        # positions of F inside U = [B, A]
-        inB = np.isin(F, B, assume_unique=True)
-        posF = np.empty(F.size, dtype=np.intp)
-        posF[inB] = np.searchsorted(B, F[inB])
-        posF[~inB] = nb + np.searchsorted(A, F[~inB])
-        x = np.zeros(U.size)
-        x[posF] = x0
-        QFF = Q[np.ix_(F, F)]
-        prev_res = np.inf
-        for k in range(30):
-            r = np.zeros(U.size)
-            r[posF] = 1.0 + rho * x[posF]
-            x = solve_u(r)
-            if D.size:
-                mu = sla.cho_solve((LG, True), x[posD], check_finite=False)
-                x = x - Z @ mu
-                x[posD] = 0.0
-            res = float(np.max(np.abs(QFF @ x[posF] - 1.0)))
-            # stop when the face equations hold, or when refinement stalls (singular Q_FF
-            # with 1 outside its range: the face has no minimizer; the caller moves on)
-            if res <= 1e-12 or (k >= 2 and res > 0.5 * prev_res):
-                break
-            prev_res = res
-        self.last_residual = res
-        return x[posF]
-
-
-class _UpdateFailed(Exception):
-    """A bordered/constrained update of a Cholesky factor lost definiteness."""
-
-
-def _block_pivot(
-    Qw: np.ndarray,
-    W: np.ndarray,
-    solver: _FaceSolver,
-    free: np.ndarray,
-    a0: np.ndarray,
-    gtol: float,
-    max_iter: int = 25,
-) -> tuple[np.ndarray | None, int]:
-    """Block principal pivoting on the working-set QP; ``None`` when it does not settle.
-
-    Swaps every infeasible index at once (negative ``a`` on the free set, negative gradient on
-    the bound set) while the number of infeasibilities decreases; after three non-improving
-    swaps it pivots one index at a time (largest index first), as Judice and Pires do.
-    """
-    m = Qw.shape[0]
-    best = m + 1
-    fails = 0
-    a = a0
-    for k in range(1, max_iter + 1):
-        F = np.flatnonzero(free)
-        a = np.zeros(m)
-        if F.size:
-            a[F] = solver.solve(W[F], a0[F])
-            g = Qw @ a - 1.0  # a full gemv is cheaper than gathering the columns F
-        else:
-            g = -np.ones(m)
-        bad = (free & (a < 0)) | (~free & (g < -gtol))
-        nbad = int(np.count_nonzero(bad))
-        if nbad == 0:
-            return a, k
-        if nbad < best:
-            best, fails = nbad, 0
-            free = free ^ bad
-        else:
-            fails += 1
-            if fails <= 3:
-                free = free ^ bad
-            else:
-                i = int(np.flatnonzero(bad)[-1])
-                free = free.copy()
-                free[i] = not free[i]
-        a0 = np.maximum(a, 0.0)
-    return None, max_iter
-
-
-def _solve_nonneg_qp(
-    Q: np.ndarray,
-    *,
-    tol: float,
-    max_iter: int = 10_000,
-    chunk: int = 64,
-    seed: int = 0,
-) -> _QPOutcome:
-    """Exact solution of ``min 1/2 a^T Q a - 1^T a, a >= 0`` for a symmetric PSD ``Q``.
-
-    Outer loop (chunking): keep a working set ``W``; solve the QP restricted to ``W`` exactly;
-    compute the full gradient ``g = Q a - 1`` and add the most violated ``g_i < 0`` outside
-    ``W`` (at least ``chunk``, at most as many as current support vectors). Each restricted
-    optimum lowers the objective, so the loop ends.
-    On ``W``: block principal pivoting first (:func:`_block_pivot`); if it does not settle,
-    and from then on, a monotone primal active-set loop (Lawson--Hanson type): minimize on the
-    face of the passive set; if some coordinates go negative, take the projected step when it
-    lowers the objective, else the ratio-test step (dropping at least one index); when the
-    face minimizer is positive, add the coordinates with negative gradient (all at once, or
-    only the most violated after a round without progress, which guarantees strict descent).
-    ``diverged`` reports a dual objective growing without bound (primal infeasible).
-    """
-    n = Q.shape[0]
-    scale = max(float(np.max(np.diag(Q))), 1e-300)
-    rng = np.random.default_rng(seed)
-    a = np.zeros(n)
-    in_w = np.zeros(n, dtype=bool)
-    in_w[rng.permutation(n)[: min(n, max(chunk, n // 16))]] = True
-    face = _FaceSolver(Q, _PROX * scale)
-    with contextlib.ExitStack() as threads:
-        return _chunking_loop(Q, a, in_w, face, threads, tol=tol, max_iter=max_iter, chunk=chunk)
-
-
-def _chunking_loop(
-    Q: np.ndarray,
-    a: np.ndarray,
-    in_w: np.ndarray,
-    face: _FaceSolver,
-    threads: contextlib.ExitStack,
-    *,
-    tol: float,
-    max_iter: int,
-    chunk: int,
-) -> _QPOutcome:
-    """The outer loop of :func:`_solve_nonneg_qp` (see there)."""
-    scale = max(float(np.max(np.diag(Q))), 1e-300)
-    sum_cap = 1.0 / (_SEPARABILITY_FLOOR**2 * scale)
-    gtol = 0.1 * tol
-    it = 0
-    use_pivoting = True
-
-    def objective(x_idx: np.ndarray, x_val: np.ndarray) -> float:
-        return 0.5 * float(x_val @ (Q[np.ix_(x_idx, x_idx)] @ x_val)) - float(np.sum(x_val))
-
-    while True:
-        # ---- solve the QP restricted to the working set W exactly ----
-        W = np.flatnonzero(in_w)
-        threads.close()  # one BLAS thread while the working set is small
-        threads.enter_context(_blas_limit(W.size))
-        aw = a[W].copy()
-        Qw = Q[np.ix_(W, W)]
-        # fast path: block principal pivoting (primal-dual active set, Kunisch--Rendl) with
-        # the Judice--Pires safeguard; on failure, the monotone active-set loop below.
-        if use_pivoting:
-            free0 = (aw > 0) | ~np.isin(W, np.flatnonzero(a > 0))
-            pd, k_pd = _block_pivot(Qw, W, face, free0, aw, gtol)
-            it += k_pd
-            if pd is not None:
-                aw = pd
-            else:
-                use_pivoting = False  # it cycles on this problem (e.g. rank-deficient Q)
-        P = aw > 0
-        single = False
-        prev_f = np.inf
-        while True:
-            it += 1
-            if it > max_iter:
-                raise SolverError(
-                    f"{_FUNC}: the active-set solver did not converge in {max_iter} steps"
-                )
-            # make aw the positive minimizer of a face contained in P
-            while True:
-                F = np.flatnonzero(P)
-                if F.size == 0:
-                    aw[:] = 0.0
-                    break
-                z = np.zeros(W.size)
-                z[F] = face.solve(W[F], aw[F])
-                neg = P & (z <= 0)
-                if not neg.any():
-                    aw = z
-                    break
-                f_now = objective(F, aw[F])
-                zp = np.maximum(z, 0.0)
-                Fp = np.flatnonzero(zp > 0)
-                if Fp.size and objective(Fp, zp[Fp]) < f_now:
-                    aw = zp
-                else:
-                    idx = np.flatnonzero(neg)
-                    ratios = aw[idx] / (aw[idx] - z[idx])
-                    alpha = float(np.min(ratios))
-                    aw = aw + alpha * (z - aw)
-                    aw[idx[ratios <= alpha]] = 0.0
-                    aw[aw < 0] = 0.0
-                P = aw > 0
-            if float(np.sum(aw)) > sum_cap:
-                a[:] = 0.0
-                a[W] = aw
-                return _QPOutcome(a=a, diverged=True, n_iter=it)
-            S = np.flatnonzero(P)
-            gw = Qw @ aw - 1.0
-            cand = np.flatnonzero(~P & (gw < -gtol))
-            if cand.size == 0:
-                break
-            f_now = objective(S, aw[S]) if S.size else 0.0
-            single = f_now >= prev_f - 1e-15 * abs(prev_f)
-            prev_f = f_now
-            if single:
-                cand = cand[[int(np.argmin(gw[cand]))]]
-            P = P.copy()
-            P[cand] = True
-            # newly added coordinates start at zero; the face solve moves them
-        a[:] = 0.0
-        a[W] = aw
-        # ---- KKT on the full problem: add the most violated coordinates outside W ----
-        S = W[aw > 0]
-        g = Q @ a - 1.0
-        viol = np.flatnonzero(~in_w & (g < -gtol))
-        if viol.size == 0:
-            return _QPOutcome(a=a, diverged=False, n_iter=it)
-        k = max(chunk, S.size // 2)
-        new = viol[np.argsort(g[viol], kind="stable")[:k]]
-        in_w[:] = False
-        in_w[S] = True
-        in_w[new] = True
 
 
 @dataclass(frozen=True)
@@ -690,8 +334,7 @@ def kernel_svm(
     for k, route in enumerate(routes):
         n_iter = 0
         if route == "active-set":
-            with _blas_limit(n):
-                out = _solve_nonneg_qp(Q, tol=tol)
+            out = _solve_nonneg_qp(Q, tol=tol, func=_FUNC)
             a, n_iter = out.a, out.n_iter
             name = "active-set"
         else:

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from implicitbias._errors import InaccurateSolutionWarning, NotSeparableError, SolverError
+from implicitbias._nonneg_qp import SEPARABILITY_FLOOR as _SEPARABILITY_FLOOR
+from implicitbias._nonneg_qp import solve_nonneg_qp as _solve_nonneg_qp
 from implicitbias._validation import (
     as_class_labels,
     as_float_array,
@@ -20,12 +22,9 @@ from implicitbias._validation import (
     fail,
 )
 from implicitbias.kernel_regime.kernel_svm import (
-    _SEPARABILITY_FLOOR,
-    _blas_limit,
     _certify,
     _cvxpy_nonneg_qp,
     _not_separable_message,
-    _solve_nonneg_qp,
     _status_from,
     _support_of,
 )
@@ -235,8 +234,7 @@ def multiclass_kernel_svm(
     for k, route in enumerate(routes):
         n_iter = 0
         if route == "active-set":
-            with _blas_limit(M.shape[0]):
-                out = _solve_nonneg_qp(M, tol=tol)
+            out = _solve_nonneg_qp(M, tol=tol, func=_FUNC)
             a, n_iter, name = out.a, out.n_iter, "active-set"
         else:
             a = _cvxpy_nonneg_qp(M, formulation="quad_form", cvxpy_solver=cvxpy_solver)

@@ -1,9 +1,11 @@
-r"""Non-negative least squares in Gram form: a small active-set solver for the KKT multipliers.
+r"""Non-negative least squares in Gram form: the active-set solver for the KKT multipliers.
 
 The smallest-ε certificate of a KKT point, ``min_{μ ≥ 0} ‖θ̃ − G μ‖``, only needs ``Q = GᵀG``
 (an NTK) and ``b = Gᵀθ̃`` (the margins, by Euler's identity), so it is solved here as the
 bound-constrained quadratic program ``min_{μ ≥ 0} ½ μᵀQμ − bᵀμ`` on ``n`` variables, never
-touching the ``p``-dimensional vectors.
+touching the ``p``-dimensional vectors. The Lawson--Hanson loop itself lives in
+:mod:`implicitbias._nonneg_qp` (shared with the kernel SVM solvers); ``_lawson_hanson_gram`` is
+its name here.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import numpy as np
 import scipy.linalg
 
 from implicitbias._errors import SolverError
+from implicitbias._nonneg_qp import blas_single_thread
+from implicitbias._nonneg_qp import lawson_hanson as _lawson_hanson_gram
 from implicitbias._validation import as_float_array, as_kernel_matrix, check_int, fail
 
 __all__ = ["GramNNLSResult", "nnls_gram"]
@@ -61,128 +65,6 @@ class GramNNLSResult:
     solver: str
     solve_time: float
     iterations: int
-
-
-def _cholesky(A: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor; a tiny diagonal jitter if rounding made ``A`` indefinite."""
-    try:
-        return scipy.linalg.cholesky(A, lower=True, check_finite=False)
-    except np.linalg.LinAlgError:
-        jitter = 1e2 * _EPS * max(float(np.max(np.diag(A))), 1e-300) * A.shape[0]
-        return scipy.linalg.cholesky(
-            A + jitter * np.eye(A.shape[0]), lower=True, check_finite=False
-        )
-
-
-def _solve(Lf: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    z = scipy.linalg.solve_triangular(Lf, rhs, lower=True, check_finite=False)
-    return scipy.linalg.solve_triangular(Lf, z, lower=True, trans="T", check_finite=False)
-
-
-def _lawson_hanson_gram(
-    Q: np.ndarray,
-    b: np.ndarray,
-    candidates: np.ndarray,
-    *,
-    tol: float | None,
-    max_iter: int,
-) -> tuple[np.ndarray, int, str]:
-    """Lawson–Hanson active set on the normal equations (Bro & de Jong's "fast NNLS").
-
-    The passive set P is kept with an incrementally grown Cholesky factor of ``Q[P, P]``
-    (``O(|P|²)`` per addition, refactored from scratch after removals). A candidate whose
-    column is numerically dependent on those of P (pivot ``≤ 1e-12·Q_jj``) is skipped until
-    the next removal: in exact arithmetic Lawson–Hanson never adds one, so this only guards
-    against rounding when ``Q`` is singular.
-    """
-    n = b.shape[0]
-    mu = np.zeros(n)
-    in_p = np.zeros(n, dtype=bool)
-    skipped = np.zeros(n, dtype=bool)
-    P: list[int] = []
-    Lf = np.zeros((max(1, int(candidates.sum())), max(1, int(candidates.sum()))))
-    k = 0
-    w = b.copy()
-    absQ_diag = np.abs(np.diag(Q))
-    rowmax = np.max(np.abs(Q), axis=1)
-    absb = np.abs(b)
-    iterations = 0
-    status = "optimal"
-
-    def threshold() -> np.ndarray:
-        # A bound on the rounding error of w = b − Qμ, coordinate-wise.
-        if tol is not None:
-            return np.full(n, tol)
-        return 64 * _EPS * (absb + rowmax * float(np.sum(mu))) * np.sqrt(max(k, 1)) + 1e-300
-
-    while True:
-        if iterations >= max_iter:
-            status = "max_iter"
-            break
-        free = candidates & ~in_p & ~skipped
-        if not free.any():
-            break
-        score = np.where(free, w - threshold(), -np.inf)
-        j = int(np.argmax(score))
-        if score[j] <= 0:
-            break
-        iterations += 1
-        # Grow the Cholesky factor of Q[P, P] by the row/column of j.
-        if k > 0:
-            col = Q[P, j]
-            ell = scipy.linalg.solve_triangular(Lf[:k, :k], col, lower=True, check_finite=False)
-            d2 = Q[j, j] - float(ell @ ell)
-        else:
-            ell = np.zeros(0)
-            d2 = float(Q[j, j])
-        if not d2 > 1e-12 * max(absQ_diag[j], 1e-300):
-            skipped[j] = True
-            continue
-        Lf[k, :k] = ell
-        Lf[k, k] = np.sqrt(d2)
-        P.append(j)
-        in_p[j] = True
-        k += 1
-        first = True
-        while True:
-            z = _solve(Lf[:k, :k], b[P])
-            if np.all(z > 0):
-                mu[P] = z
-                break
-            if first and z[-1] <= 0:
-                # Rounding made the entering variable non-positive: undo the addition.
-                P.pop()
-                in_p[j] = False
-                k -= 1
-                skipped[j] = True
-                break
-            first = False
-            iterations += 1
-            muP = mu[P]
-            neg = z <= 0
-            ratios = muP[neg] / (muP[neg] - z[neg])
-            alpha = float(np.min(ratios))
-            muP = muP + alpha * (z - muP)
-            drop = muP <= 16 * _EPS * max(float(np.max(np.abs(muP))), 1e-300)
-            drop[np.flatnonzero(neg)[np.argmin(ratios)]] = True
-            muP[drop] = 0.0
-            mu[P] = muP
-            for idx in np.asarray(P)[drop]:
-                in_p[idx] = False
-            P = [int(i) for i, d in zip(P, drop) if not d]
-            k = len(P)
-            skipped[:] = False
-            if k == 0:
-                break
-            Lf[:k, :k] = _cholesky(Q[np.ix_(P, P)])
-            Lf[:k, k:] = 0.0
-            if iterations >= max_iter:
-                status = "max_iter"
-                break
-        if status == "max_iter":
-            break
-        w = b - Q @ mu  # one dense matvec: cheaper than gathering the columns of P
-    return mu, iterations, status
 
 
 def nnls_gram(
@@ -287,11 +169,7 @@ def _blas_single_thread(n: int) -> contextlib.AbstractContextManager[Any]:
     """
     if n > 4000:
         return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    return blas_single_thread()
 
 
 def _check_psd(Q: np.ndarray, func: str) -> None:
