@@ -235,17 +235,28 @@ def _polish_l1(X: np.ndarray, y: np.ndarray, w: np.ndarray, func: str) -> np.nda
     return w
 
 
+#: Size of the initial working set of ℓ1 column generation (and the largest d solved as
+#: one LP over all features).
+_L1_START = 50
+
+
 def _l1_colgen(
     X: np.ndarray, y: np.ndarray, *, tol: float, max_iter: int, func: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     n, d = X.shape
-    if d <= max(2 * n, 200):
+    if d <= _L1_START:
         # Small enough for one LP over all features (simplex: a vertex solution).
         w, mu = _restricted_l1_lp(y[:, None] * X, func)
         return w, mu, X.T @ (mu * y), 1
+    # Start from the _L1_START features most correlated with the labels, whatever n: the
+    # restricted LPs stay small and pricing adds what is missing (up to max(n, 50) a round).
+    # At (n, d) = (1600, 1000) (sparse ±1 data) one LP over all features took 3.6 s, this
+    # 0.35 s; at (400, 5000) a start of n features 0.74 s, this 0.17 s. The cost: one more
+    # round where the optimum uses ~n features (Gaussian X, random labels, (400, 5000), 374
+    # active: 23 s -> 30 s).
     in_S = np.zeros(d, dtype=bool)
     score = np.abs(X.T @ y)
-    in_S[np.argpartition(-score, n - 1)[:n]] = True
+    in_S[np.argpartition(-score, _L1_START - 1)[:_L1_START]] = True
     batch = max(n, 50)
     M = 1e3 / float(np.max(np.abs(X)))
     for it in range(1, max_iter + 1):
