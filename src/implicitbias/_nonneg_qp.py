@@ -41,6 +41,8 @@ SEPARABILITY_FLOOR = 1e-7
 _PROX = 1e-12
 # Each working-set round adds up to this many violators per current support vector.
 _GROW = 1.0
+# Initial working set: this fraction of the points (at least `chunk`), drawn at random.
+_INIT = 1 / 16
 
 _CONTROLLER: list[Any] = []
 
@@ -85,14 +87,26 @@ def lawson_hanson(
     *,
     tol: float | None,
     max_iter: int,
+    exchange: bool = False,
+    x0: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int, str]:
     """Lawson–Hanson active set on the normal equations (Bro & de Jong's "fast NNLS").
 
     The passive set P is kept with an incrementally grown Cholesky factor of ``Q[P, P]``
     (``O(|P|²)`` per addition, refactored from scratch after removals). A candidate whose
     column is numerically dependent on those of P (pivot ``≤ 1e-12·Q_jj``) is skipped until
-    the next removal: in exact arithmetic Lawson–Hanson never adds one, so this only guards
-    against rounding when ``Q`` is singular.
+    the next removal: in exact arithmetic Lawson–Hanson never adds one when ``b`` lies in the
+    range of ``Q`` (NNLS: ``b = Gᵀt``), so this only guards against rounding.
+
+    ``exchange=True`` (for ``b`` outside the range of a singular ``Q``, as in the SVM dual
+    with ``b = 1``): a violated dependent candidate ``j`` is exchanged in instead. Along
+    ``d = (−Q_PP⁻¹ Q_Pj, 1)`` the curvature is zero and the objective falls at rate
+    ``(b − Qμ)_j > 0``, so step until a passive coordinate reaches 0 and swap it for ``j``
+    (the new passive set stays independent); if no passive coordinate decreases the objective
+    is unbounded below and the status is ``"unbounded"``.
+
+    ``x0``: a warm start, used when its support is a linearly independent set on which it is
+    the face minimizer (as the answer of this function on a sub-problem is); else ignored.
     """
     n = b.shape[0]
     mu = np.zeros(n)
@@ -107,6 +121,12 @@ def lawson_hanson(
     absb = np.abs(b)
     iterations = 0
     status = "optimal"
+    if x0 is not None:
+        P, k = _warm_start(Q, b, candidates, x0, Lf)
+        if k:
+            in_p[P] = True
+            mu[P] = x0[P]
+            w = b - Q @ mu
 
     def threshold() -> np.ndarray:
         # A bound on the rounding error of w = b − Qμ, coordinate-wise.
@@ -134,15 +154,40 @@ def lawson_hanson(
         else:
             ell = np.zeros(0)
             d2 = float(Q[j, j])
-        if not d2 > 1e-12 * max(absQ_diag[j], 1e-300):
-            skipped[j] = True
-            continue
-        Lf[k, :k] = ell
-        Lf[k, k] = np.sqrt(d2)
-        P.append(j)
-        in_p[j] = True
-        k += 1
         first = True
+        if not d2 > 1e-12 * max(absQ_diag[j], 1e-300):
+            if not exchange:
+                skipped[j] = True
+                continue
+            dP = -_solve(Lf[:k, :k], Q[P, j]) if k else np.zeros(0)
+            dec = dP < 0
+            if not dec.any():
+                status = "unbounded"
+                break
+            muP = mu[P]
+            ratios = muP[dec] / -dP[dec]
+            alpha = float(np.min(ratios))
+            muP = muP + alpha * dP
+            drop = muP <= 16 * _EPS * max(float(np.max(np.abs(muP))), 1e-300)
+            drop[np.flatnonzero(dec)[np.argmin(ratios)]] = True
+            muP[drop] = 0.0
+            mu[P] = muP
+            mu[j] = alpha
+            for idx in np.asarray(P)[drop]:
+                in_p[idx] = False
+            P = [int(i) for i, d in zip(P, drop) if not d] + [j]
+            in_p[j] = True
+            k = len(P)
+            skipped[:] = False
+            Lf[:k, :k] = _cholesky_jitter(Q[np.ix_(P, P)])
+            Lf[:k, k:] = 0.0
+            first = False  # the entering j is in: go to the face minimization
+        else:
+            Lf[k, :k] = ell
+            Lf[k, k] = np.sqrt(d2)
+            P.append(j)
+            in_p[j] = True
+            k += 1
         while True:
             z = _solve(Lf[:k, :k], b[P])
             if np.all(z > 0):
@@ -182,6 +227,26 @@ def lawson_hanson(
             break
         w = b - Q @ mu  # one dense matvec: cheaper than gathering the columns of P
     return mu, iterations, status
+
+
+def _warm_start(
+    Q: np.ndarray, b: np.ndarray, candidates: np.ndarray, x0: np.ndarray, Lf: np.ndarray
+) -> tuple[list[int], int]:
+    """Passive set and Cholesky factor (written into ``Lf``) of a warm start, or ``([], 0)``."""
+    P = np.flatnonzero(x0 > 0)
+    if P.size == 0 or P.size > Lf.shape[0] or not np.all(candidates[P]):
+        return [], 0
+    try:
+        L = sla.cholesky(Q[np.ix_(P, P)], lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return [], 0
+    if np.min(np.diag(L) ** 2) <= 1e-12 * np.max(np.abs(np.diag(Q)[P])):
+        return [], 0  # (numerically) dependent columns
+    z = _solve(L, b[P])
+    if not np.allclose(z, x0[P], rtol=1e-8, atol=0.0):
+        return [], 0  # not the face minimizer
+    Lf[: P.size, : P.size] = L
+    return [int(i) for i in P], int(P.size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,7 +481,7 @@ def solve_nonneg_qp(
     rng = np.random.default_rng(seed)
     a = np.zeros(n)
     in_w = np.zeros(n, dtype=bool)
-    in_w[rng.permutation(n)[: min(n, max(chunk, n // 16))]] = True
+    in_w[rng.permutation(n)[: min(n, max(chunk, int(n * _INIT)))]] = True
     face = _FaceSolver(Q, _PROX * scale)
     with blas_single_thread():
         return _chunking_loop(Q, a, in_w, face, tol=tol, max_iter=max_iter, chunk=chunk, func=func)
@@ -462,7 +527,13 @@ def _chunking_loop(
         if not settled:
             # Lawson--Hanson: exact on singular blocks, cheap for the small supports they have
             mu, k_lh, lh_status = lawson_hanson(
-                Qw, np.ones(W.size), np.ones(W.size, dtype=bool), tol=gtol, max_iter=max_iter
+                Qw,
+                np.ones(W.size),
+                np.ones(W.size, dtype=bool),
+                tol=gtol,
+                max_iter=max_iter,
+                exchange=True,
+                x0=aw,
             )
             it += k_lh
             gw = Qw @ mu - 1.0

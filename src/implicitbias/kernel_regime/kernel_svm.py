@@ -322,7 +322,8 @@ def kernel_svm(
             _FUNC, "K", "positive semidefinite (non-negative diagonal)", "a negative diagonal entry"
         )
 
-    Q = (yv[:, None] * yv[None, :]) * Km
+    Q = Km * yv[:, None]  # Q = (y y^T) * K with one n x n temporary
+    Q *= yv[None, :]
     radius = float(np.sqrt(max(float(np.max(np.diag(Km))), 0.0)))
     if radius == 0.0:
         raise NotSeparableError(_not_separable_message(_FUNC, 0.0, 0.0))
