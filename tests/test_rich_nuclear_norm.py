@@ -65,13 +65,17 @@ def test_rectangular() -> None:
     np.testing.assert_allclose(ref.nuclear_norm, val, rtol=1e-6)
 
 
-def test_psd_ground_truth_sdp_route() -> None:
+@pytest.mark.parametrize("cvxpy_solver", ["SCS", "CLARABEL"])
+def test_psd_ground_truth_sdp_route(cvxpy_solver: str) -> None:
     # A PSD X* recoverable from its entries: the minimum is tr X* (= ‖X*‖_*), W = X*.
     rng = np.random.default_rng(1)
     A = rng.standard_normal((30, 2))
     Xs = A @ A.T
     r, c = np.nonzero(rng.random((30, 30)) < 0.5)
-    res = ib.min_nuclear_norm_completion(30, r, c, Xs[r, c], solver="cvxpy")
+    res = ib.min_nuclear_norm_completion(
+        30, r, c, Xs[r, c], solver="cvxpy", cvxpy_solver=cvxpy_solver
+    )
+    assert res.solver == f"cvxpy:{cvxpy_solver}"
     np.testing.assert_allclose(res.nuclear_norm, np.trace(Xs), rtol=1e-6)
     np.testing.assert_allclose(res.W, Xs, atol=1e-5 * np.abs(Xs).max())
     assert res.status == "optimal" and res.relative_gap <= 1e-6
