@@ -145,6 +145,19 @@ def test_fast_route_matches_cvxpy(kind: str, n: int) -> None:
     )
 
 
+@pytest.mark.parametrize("d", [2, 10])
+def test_rank_deficient_linear_kernel_many_points(d: int) -> None:
+    """n = 600 points in R^d: Q has rank d, working sets are singular (exchange steps)."""
+    _, K, y = _linear_data(600, d, seed=d)
+    fast = ib.kernel_svm(K, y)
+    ref = _reference(K, y, cvxpy_formulation="factor")
+    assert fast.solver == "active-set"
+    _check_certificate(fast, K, y)
+    assert fast.support.size <= d
+    np.testing.assert_allclose(fast.margin, ref.margin, rtol=1e-6)
+    np.testing.assert_array_equal(fast.support, ref.support)
+
+
 def test_factor_formulation_agrees() -> None:
     _, K, y = _linear_data(100, 3, seed=7)
     a = _reference(K, y, cvxpy_formulation="quad_form")

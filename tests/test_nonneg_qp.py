@@ -66,6 +66,33 @@ def test_two_solvers_agree_on_positive_definite_q() -> None:
     np.testing.assert_array_equal(np.flatnonzero(a > 0), np.flatnonzero(mu > 0))
 
 
+def test_lawson_hanson_exchange_solves_the_singular_svm_dual() -> None:
+    """b = 1 outside the range of a rank-3 Q: exchange steps reach the working-set answer."""
+    Q = _linear_q(200, 3, seed=4)
+    a = qp.solve_nonneg_qp(Q, tol=1e-9, chunk=16).a
+    ones = np.ones(200)
+    mu, _, status = qp.lawson_hanson(
+        Q, ones, np.ones(200, dtype=bool), tol=1e-10, max_iter=10_000, exchange=True
+    )
+    assert status == "optimal"
+    _, viol, stat = _kkt(Q, ones, mu)
+    assert viol <= 1e-9
+    assert stat <= 1e-9
+    np.testing.assert_allclose(mu.sum(), a.sum(), rtol=1e-9)  # ||h||^2, unique
+    # without exchange steps a dependent violated column is skipped: not optimal here
+    mu0, _, _ = qp.lawson_hanson(Q, ones, np.ones(200, dtype=bool), tol=1e-10, max_iter=10_000)
+    assert _kkt(Q, ones, mu0)[1] > 1e-6
+
+
+def test_lawson_hanson_exchange_reports_an_unbounded_dual() -> None:
+    X = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    Z = np.array([1.0, -1.0, 1.0])[:, None] * X
+    _, _, status = qp.lawson_hanson(
+        Z @ Z.T, np.ones(3), np.ones(3, dtype=bool), tol=1e-10, max_iter=100, exchange=True
+    )
+    assert status == "unbounded"
+
+
 def test_lawson_hanson_matches_scipy_nnls_with_candidates() -> None:
     rng = np.random.default_rng(3)
     A = rng.standard_normal((40, 25))

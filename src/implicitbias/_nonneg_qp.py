@@ -229,6 +229,28 @@ def lawson_hanson(
     return mu, iterations, status
 
 
+def _refine_face(Q: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``x`` with its face equations ``Q_SS x_S = 1`` (``S`` = support) refined once.
+
+    One step of iterative refinement in float64 (the Lawson--Hanson factor was grown one row
+    at a time, with exchanges); kept only if it stays positive.
+    """
+    S = np.flatnonzero(x > 0)
+    if S.size == 0:
+        return x
+    QSS = Q[np.ix_(S, S)]
+    try:
+        c = sla.cho_factor(QSS, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return x
+    xs = x[S] + sla.cho_solve(c, 1.0 - QSS @ x[S], check_finite=False)
+    if not np.all(xs > 0):
+        return x
+    out = np.zeros_like(x)
+    out[S] = xs
+    return out
+
+
 def _warm_start(
     Q: np.ndarray, b: np.ndarray, candidates: np.ndarray, x0: np.ndarray, Lf: np.ndarray
 ) -> tuple[list[int], int]:
@@ -542,7 +564,7 @@ def _chunking_loop(
                 and np.all(np.isfinite(mu))
                 and not np.any((mu == 0) & (gw < -gtol))
             ):
-                aw, settled = mu, True
+                aw, settled = _refine_face(Qw, mu), True
             elif np.all(np.isfinite(mu)):
                 aw = mu  # a good start for the monotone loop (it descends from there)
         if not settled:
