@@ -318,16 +318,18 @@ _PRESETS: dict[str, dict[str, Any]] = {
             method="gd",
             dtype="float32",
         ),
-        # Shows the memorization (kernel) phase on a CPU; the late rise of test accuracy was
-        # not reached within a CPU budget (see docs/reproduce.md).
+        # Grokking on a CPU: the training set is fitted before t*, test accuracy stays at 0
+        # through 3 t* and rises to ~95% by 12 t* (see docs/reproduce.md). A 70% split of
+        # p = 31 (vs the paper's 40% of p = 97) keeps the data small while the late phase still
+        # generalizes; α = 2, λ = 2e-3, η = 0.1 make 12 t* about 4×10⁴ stable GD steps.
         "quick": ModularConfig(
-            p=23,
-            train_fraction=0.4,
+            p=31,
+            train_fraction=0.7,
             width=512,
-            alpha=4.0,
-            weight_decay=1e-2,
-            lr=0.01,
-            horizon=3.0,
+            alpha=2.0,
+            weight_decay=2e-3,
+            lr=0.1,
+            horizon=12.0,
             num_evals=60,
             method="gd",
             dtype="float32",
