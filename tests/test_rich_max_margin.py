@@ -65,7 +65,10 @@ def test_closed_form_two_points() -> None:
 @pytest.mark.parametrize(
     ("kind", "n", "d", "seed"),
     [("pm1", 40, 300, 0), ("pm1", 60, 100, 1), ("pm1", 25, 1000, 2), ("gauss", 30, 400, 3),
-     ("gauss", 50, 40, 4)],
+     ("gauss", 50, 40, 4),
+     # n > d through column generation (from 50 features); a dense optimum (~n features)
+     # that the small start must grow to over several pricing rounds
+     ("pm1", 300, 120, 6), ("gauss", 80, 600, 7)],
 )  # fmt: skip
 def test_l1_fast_matches_cvxpy(kind: str, n: int, d: int, seed: int) -> None:
     X, y = (_sparse_pm1 if kind == "pm1" else _gaussian)(n, d, seed)
