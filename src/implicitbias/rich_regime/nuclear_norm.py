@@ -11,6 +11,7 @@ from scipy.optimize import minimize
 from scipy.sparse.linalg import eigsh, svds
 
 from implicitbias._errors import SolverError
+from implicitbias._nonneg_qp import blas_single_thread
 from implicitbias._validation import (
     as_float_array,
     check_choice,
@@ -28,15 +29,17 @@ _FUNC = "min_nuclear_norm_completion"
 _HINT = "Try solver='cvxpy', a larger max_iter, or check the observed entries."
 
 #: ``solver="auto"`` takes the SDP route (cvxpy, SCS) up to this size and the ALM route above
-#: it. Measured side by side on the 2-core development machine (SCS at eps 1e-8, rank-2
-#: ground truth): d = 40: SDP 1.8 s, ALM 22 s; d = 80: 1.3 s vs 1.4 s; d = 120: 4.5 s vs
-#: 5.4 s; d = 150: 2.2 s vs 3.1 s; d = 200: 9.7 s vs 5.9 s; d = 300: 15 s vs 11 s (crossover
-#: between 150 and 200). The SDP's cost grows like d³ per
-#: SCS iteration (two d×d eigendecompositions) and its time is predictable; the ALM's varies
-#: by instance (it is fastest on well-determined low-rank problems) but scales with |Ω|·rank.
-#: Rectangular problems count by their one (d1 + d2)-cone: the SDP when
+#: it. Measured side by side on the loaded 2-core development machine (SCS at eps 1e-8, ALM
+#: with one BLAS thread), as ALM / SDP seconds, for a rank-2 X* at 30% / 10% observed and the
+#: multiplication table at 5%: d = 40: 0.07/0.08, 2.4/0.18, 3.5/0.45; d = 60: 0.05/0.14,
+#: 9.9/0.86, 18/4.7; d = 97: 0.08/0.24, 0.32/0.81, 0.22/0.81; d = 150: 0.62/0.69, 0.12/1.3,
+#: 0.49/1.6; d = 250 (10%): 0.53/4.5. The ALM is fast when the completion has low rank and
+#: slow (one rank-escape column per outer round) when few entries leave the answer of high
+#: rank; the SDP's time does not depend on the rank and grows like d³ per SCS iteration (two
+#: d×d eigendecompositions). Hence the SDP for small d, where its worst case is cheap, and
+#: the ALM above. Rectangular problems count by their one (d1 + d2)-cone: the SDP when
 #: (d1 + d2)³ ≤ 2·AUTO_SDP_MAX_D³.
-AUTO_SDP_MAX_D = 175
+AUTO_SDP_MAX_D = 100
 
 
 # ----------------------------------------------------------------------------------------------
@@ -429,19 +432,19 @@ def min_nuclear_norm_completion(
     symmetric : bool
         Constrain ``W = Wᵀ``.
     solver : {"auto", "alm", "cvxpy"}
-        ``"auto"`` (default): ``"cvxpy"`` for ``d ≤ 175`` (rectangular:
-        ``(d1 + d2)³ ≤ 2·175³``), where it is as fast or faster and its time predictable,
+        ``"auto"`` (default): ``"cvxpy"`` for ``d ≤ 100`` (rectangular:
+        ``(d1 + d2)³ ≤ 2·100³``), where its time is small whatever the rank of the answer,
         else ``"alm"``; ``result.solver`` records the route taken. ``"alm"``: an augmented
-        Lagrangian on the factorization
-        ``W = UUᵀ − VVᵀ`` (symmetric) or ``W = UVᵀ`` (rectangular), inner L-BFGS with cost
+        Lagrangian (one BLAS thread) on the factorization ``W = UUᵀ − VVᵀ`` (symmetric) or
+        ``W = UVᵀ`` (rectangular), inner L-BFGS with cost
         ``O(|Ω|·r)`` per evaluation; once feasible, the multipliers form a dual certificate
         ``Y``: if ``‖Y‖_op > 1 + tol``, its top eigen/singular vector is added as a new
         factor column (rank escape) and the solve continues; otherwise the result is
         certified by the duality gap. ``"cvxpy"``: the SDP in cvxpy, posed in its dual form
         ``max ⟨λ, M⟩ s.t. -I ⪯ Σ_p λ_p A_p ⪯ I`` (|Ω| variables, two d×d PSD cones); ``W`` is
         read off the cones' multipliers ``P, N`` as ``W = P − N`` (rectangular: one
-        ``[[I, Y], [Yᵀ, I]] ⪰ 0`` cone). SCS solves the paper's d = 97 table in ~1–2 s;
-        the primal form stalls in SCS.
+        ``[[I, Y], [Yᵀ, I]] ⪰ 0`` cone). SCS solves the paper's d = 97 table in ~1 s;
+        the primal form crawls in SCS.
     cvxpy_solver : str, optional
         Installed cvxpy solver for the SDP route; default ``"SCS"``, run at
         ``eps_abs = eps_rel = min(1e-6, 1e-2·tol)``. An interior-point solver (CLARABEL)
@@ -495,6 +498,10 @@ def min_nuclear_norm_completion(
             W, np.zeros_like(m), r, c, m, sym=sym, tol=tol, route="alm", t0=t0, iterations=0
         )
     prob = _Problem(r, c, m / scale, shape, sym)
-    U, V, lam, it = _alm(prob, rank0=rank, tol=tol, max_iter=max_iter, seed=seed)
+    # One BLAS thread: the ALM's products are small (d×r factors), and multithreaded BLAS on
+    # them costs far more than it saves on a loaded machine (d = 97 table: 10 s -> 0.1 s on
+    # the 2-core box at load ~7).
+    with blas_single_thread():
+        U, V, lam, it = _alm(prob, rank0=rank, tol=tol, max_iter=max_iter, seed=seed)
     W = (U @ U.T - V @ V.T) if sym else U @ V.T
     return _result(W * scale, lam, r, c, m, sym=sym, tol=tol, route="alm", t0=t0, iterations=it)
