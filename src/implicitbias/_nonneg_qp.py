@@ -283,19 +283,27 @@ class QPOutcome:
     n_iter: int
 
 
-def _cholesky(H: np.ndarray, rho: float) -> tuple[Any, float]:
-    """Cholesky factor of ``H + rho I``, raising ``rho`` until the factorization succeeds."""
+def _cholesky(H: np.ndarray, rho: float) -> tuple[np.ndarray, float]:
+    """Lower Cholesky factor of ``H + rho I``, raising ``rho`` until the factorization succeeds.
+
+    ``H`` (symmetric) is overwritten: its lower triangle by the factor, its strict upper
+    triangle by zeros.
+    """
     m = H.shape[0]
-    scale = max(float(np.max(np.diag(H))) if m else 1.0, 1e-300)
+    diag = H.diagonal().copy()
+    scale = max(float(np.max(diag)) if m else 1.0, 1e-300)
     r = rho
-    for _ in range(8):
+    for attempt in range(8):
+        if attempt:  # potrf overwrote (part of) the lower triangle: restore it from the upper
+            low = np.tril_indices(m, -1)
+            H[low] = H.T[low]
+        H.flat[:: m + 1] = diag + r
         try:
-            Hr = H.copy()
-            Hr.flat[:: m + 1] += r
-            c = sla.cho_factor(Hr, lower=False, check_finite=False, overwrite_a=True)
-            return c, r
+            L = sla.cholesky(H, lower=True, check_finite=False, overwrite_a=True)
         except np.linalg.LinAlgError:
             r = max(10.0 * r, 1e-14 * scale)
+            continue
+        return L, r
     raise SolverError(
         "nonneg QP: could not factor a principal block of Q even with a proximal shift"
     )
@@ -324,9 +332,9 @@ class _FaceSolver:
         self.last_residual = np.inf
 
     def _refactor(self, F: np.ndarray) -> None:
-        c, r = _cholesky(self.Q[np.ix_(F, F)], self.rho)
+        L, r = _cholesky(self.Q[np.ix_(F, F)], self.rho)
         self.rho = r
-        self.L = np.triu(c[0]).T  # lower factor
+        self.L = L
         self.base = F
         self.n_factor += 1
 
