@@ -71,7 +71,10 @@ def plot_run(out: RunOutput, path: str | os.PathLike[str], *, title: str | None 
             if vals.size:
                 ax.set_ylim(0.3 * vals.min(), 3 * vals.max())
         else:
-            ax.set_ylim(0.4, 1.02)
+            vals = np.concatenate([h[c][pos] for c, _, _ in series if c in h])
+            vals = np.concatenate([vals[np.isfinite(vals)], list(out.baselines.values())])
+            low = min(0.4, float(vals.min()) - 0.03) if vals.size else 0.4
+            ax.set_ylim(max(low, -0.02), 1.02)
         ax.grid(alpha=0.3, which="both")
     ax0.axvline(out.t_star / out.lr, color="k", lw=1.0, ls="-", alpha=0.6)
     ax0.text(out.t_star / out.lr, 0.02, " t*/η", transform=ax0.get_xaxis_transform(), fontsize=9)
@@ -110,6 +113,16 @@ def plot_run(out: RunOutput, path: str | os.PathLike[str], *, title: str | None 
             tw2.legend(fontsize=8, loc="lower left")
     if diag:
         ax2.legend(fontsize=8, loc="center left")
+    elif not ("kkt_epsilon_rel" in h and np.isfinite(h["kkt_epsilon_rel"][pos]).any()):
+        ax2.text(
+            0.5,
+            0.5,
+            "no alignment or KKT metric\nrecorded for this experiment",
+            transform=ax2.transAxes,
+            ha="center",
+            va="center",
+            color="gray",
+        )
     ax2.grid(alpha=0.3, which="both")
     ax2.set_title("alignment with the kernel / rich solutions")
     fig.suptitle(title or out.name)
