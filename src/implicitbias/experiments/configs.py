@@ -17,7 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from implicitbias._validation import check_choice, fail
+from implicitbias._validation import (
+    check_choice,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    fail,
+    fail_type,
+)
 
 __all__ = [
     "SCALES",
@@ -372,10 +379,16 @@ def get_config(name: str, scale: str = "quick", overrides: Mapping[str, Any] | N
     >>> cfg.d, cfg.n, cfg.alpha, cfg.weight_decay, round(cfg.t_max / cfg.lr)
     (100000, 256, 128.0, 0.001, 2000000)
     """
-    func = "get_config"
+    return build_config(name, scale, overrides, func="get_config")
+
+
+def build_config(name: str, scale: str, overrides: Mapping[str, Any] | None, *, func: str) -> Any:
+    """:func:`get_config` with error messages under the caller's name (``run``, the CLI)."""
     check_choice(name, func, "name", tuple(EXPERIMENTS))
     check_choice(scale, func, "scale", _ALL_SCALES)
     cfg = _PRESETS[name][scale]
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise fail_type(func, "overrides", "a mapping of field names to values", overrides)
     if overrides:
         fields = {f.name for f in dataclasses.fields(cfg)}
         unknown = sorted(set(overrides) - fields)
@@ -386,5 +399,19 @@ def get_config(name: str, scale: str = "quick", overrides: Mapping[str, Any] | N
                 f"fields of {type(cfg).__name__} ({sorted(fields)})",
                 f"unknown fields {unknown}",
             )
+        for key, value in overrides.items():
+            default = getattr(cfg, key)
+            if isinstance(default, bool):
+                continue
+            if isinstance(default, int):
+                check_int(value, func, key, minimum=0)
+            elif isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise fail_type(func, key, "a number", value)
         cfg = dataclasses.replace(cfg, **dict(overrides))
+    check_positive(cfg.alpha, func, "alpha")
+    check_nonnegative(cfg.weight_decay, func, "weight_decay")
+    check_positive(cfg.lr, func, "lr")
+    check_positive(cfg.horizon, func, "horizon")
+    check_choice(cfg.method, func, "method", ("gd", "flow"))
     return cfg

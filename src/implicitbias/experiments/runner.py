@@ -37,9 +37,9 @@ from typing import Any
 
 import torch
 
-from implicitbias._validation import check_choice, check_int, check_nonnegative, check_positive
+from implicitbias._validation import check_choice, check_int
 from implicitbias.experiments._common import RunOutput
-from implicitbias.experiments.configs import _ALL_SCALES, EXPERIMENTS, get_config
+from implicitbias.experiments.configs import _ALL_SCALES, EXPERIMENTS, build_config
 
 __all__ = ["run", "RunResult", "list_experiments"]
 
@@ -89,15 +89,6 @@ class RunResult:
 def list_experiments() -> dict[str, str]:
     """Experiment names and their one-line descriptions."""
     return dict(EXPERIMENTS)
-
-
-def _validate_overrides(cfg: Any, func: str) -> None:
-    """Physical settings checked once, with the library's messages."""
-    check_positive(cfg.alpha, func, "alpha")
-    check_nonnegative(cfg.weight_decay, func, "weight_decay")
-    check_positive(cfg.lr, func, "lr")
-    check_positive(cfg.horizon, func, "horizon")
-    check_choice(cfg.method, func, "method", ("gd", "flow"))
 
 
 def _jsonable(x: Any) -> Any:
@@ -206,8 +197,7 @@ def run(
     seed = check_int(seed, func, "seed", minimum=0)
     if method is not None:
         check_choice(method, func, "method", ("gd", "flow"))
-    cfg = get_config(name, scale, overrides)
-    _validate_overrides(cfg, func)
+    cfg = build_config(name, scale, overrides, func=func)
     try:
         torch.device(device)
     except (RuntimeError, TypeError) as exc:
