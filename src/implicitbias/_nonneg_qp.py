@@ -484,7 +484,7 @@ def solve_nonneg_qp(
     *,
     tol: float,
     max_iter: int = 10_000,
-    chunk: int = 64,
+    chunk: int = 128,
     seed: int = 0,
     func: str = "kernel_svm",
 ) -> QPOutcome:
