@@ -99,20 +99,12 @@ def test_kernel_svm_margin_scales_with_the_kernel(scale: float) -> None:
     assert res.kkt_residual <= 1e-9
 
 
-_L2_TINY_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: l2_max_margin(1e-6 * X, y) raises NotSeparableError on separable data: the "
-    "least-distance route tests separability with the absolute threshold 1 - sum(u) > 1e-12, "
-    "which is not scale-free (X * 1e-5 still works, with the margin already off by 6e-10)",
-)
-
-
 @pytest.mark.parametrize(
     ("func", "scale"),
     [
         ("l1_max_margin", 1e-6),
         ("l1_max_margin", 1e6),
-        pytest.param("l2_max_margin", 1e-6, marks=_L2_TINY_BUG),
+        ("l2_max_margin", 1e-6),
         ("l2_max_margin", 1e6),
     ],
 )

@@ -392,6 +392,12 @@ def l1_max_margin(
 
 def _l2_ldp(X: np.ndarray, y: np.ndarray, func: str) -> tuple[np.ndarray, np.ndarray]:
     """SVM dual coefficients a >= 0 (w = Xᵀ(a ⊙ y), ‖w‖² = Σ a) via LDP → NNLS."""
+    # The LDP's separability test (1 − Σu > 0, where 1 − Σu = 1/(1 + ‖w‖²)) is not scale-free:
+    # solve for X / s with s = max|X_ij| and map back (w = w'/s, a = a'/s²).
+    s = float(np.max(np.abs(X)))
+    if not s > 0:
+        raise _not_separable(func, " (X is all zeros)")
+    X_orig, X = X, X / s
     n, d = X.shape
     if d > n:
         # w in the row space of X. With X Xᵀ = V Λ Vᵀ, X = B Qᵀ for B = V Λ^{1/2} and some Q
@@ -407,11 +413,16 @@ def _l2_ldp(X: np.ndarray, y: np.ndarray, func: str) -> tuple[np.ndarray, np.nda
     f = np.zeros(m + 1)
     f[m] = 1.0
     u, _ = nnls(E, f, maxiter=max(50 * n, 1000))
-    denom = 1.0 - float(u.sum())  # = −r_{m+1}; zero residual means infeasible constraints
+    if not np.all(np.isfinite(u)) or np.any(u < 0):
+        raise SolverError(
+            f"{func}: scipy.optimize.nnls returned a non-finite or negative solution to the "
+            f"least-distance problem. {_HINT}"
+        )
+    denom = 1.0 - float(u.sum())  # = −r_{m+1} = 1/(1 + ‖w‖²); zero means infeasible constraints
     if not denom > 1e-12:
         raise _not_separable(func, " (the least-distance problem is infeasible)")
-    a = u / denom
-    return a, X.T @ (a * y)
+    a = u / denom / s**2
+    return a, X_orig.T @ (a * y)
 
 
 def l2_max_margin(

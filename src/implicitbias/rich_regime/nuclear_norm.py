@@ -503,5 +503,11 @@ def min_nuclear_norm_completion(
     # the 2-core box at load ~7).
     with blas_single_thread():
         U, V, lam, it = _alm(prob, rank0=rank, tol=tol, max_iter=max_iter, seed=seed)
+    if not (np.all(np.isfinite(U)) and np.all(np.isfinite(V)) and np.all(np.isfinite(lam))):
+        raise SolverError(
+            "min_nuclear_norm_completion: the alm route returned non-finite factors or "
+            f"multipliers (after {it} iterations). Try solver='cvxpy', a larger max_iter, or "
+            "check the observed entries."
+        )
     W = (U @ U.T - V @ V.T) if sym else U @ V.T
     return _result(W * scale, lam, r, c, m, sym=sym, tol=tol, route="alm", t0=t0, iterations=it)
