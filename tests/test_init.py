@@ -22,7 +22,9 @@ def _x(n: int = 12, d: int = 5, seed: int = 0) -> torch.Tensor:
     [
         lambda: ib.HomogeneousMLP(5, [16], seed=0, dtype=DT),
         lambda: ib.HomogeneousMLP(5, [8, 8, 8], d_out=3, first_layer_bias=True, seed=1, dtype=DT),
-        lambda: nn.Sequential(nn.Linear(5, 8, bias=False), nn.ReLU(), nn.Linear(8, 1, bias=False)).to(DT),
+        lambda: nn.Sequential(
+            nn.Linear(5, 8, bias=False), nn.ReLU(), nn.Linear(8, 1, bias=False)
+        ).to(DT),
     ],
     ids=["mlp2", "mlp4-multi-bias", "user"],
 )

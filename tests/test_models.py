@@ -41,17 +41,57 @@ def _perturb(model: nn.Module, seed: int = 3) -> nn.Module:
 
 
 CASES = {
-    "diagonal-d2": (lambda: _perturb(ib.DiagonalNet(6, dtype=DT)), lambda g: torch.randn(9, 6, generator=g, dtype=DT), 2),
-    "diagonal-d3": (lambda: _perturb(ib.DiagonalNet(6, depth=3, dtype=DT)), lambda g: torch.randn(9, 6, generator=g, dtype=DT), 3),
-    "mlp-2": (lambda: ib.HomogeneousMLP(5, [8], seed=0, dtype=DT), lambda g: torch.randn(9, 5, generator=g, dtype=DT), 2),
-    "mlp-3-bias": (lambda: _perturb(ib.HomogeneousMLP(5, [8, 8], first_layer_bias=True, seed=0, dtype=DT)), lambda g: torch.randn(9, 5, generator=g, dtype=DT), 3),
-    "mlp-4-multi": (lambda: ib.HomogeneousMLP(5, [8, 8, 8], d_out=3, seed=0, dtype=DT), lambda g: torch.randn(9, 5, generator=g, dtype=DT), 4),
-    "factorization": (lambda: _perturb(ib.MatrixFactorization(5, dtype=DT)), lambda g: torch.randint(0, 5, (9, 2), generator=g), 2),
-    "quadratic": (lambda: _perturb(ib.QuadraticNet(5, 4, seed=0, dtype=DT)), lambda g: torch.randn(9, 5, generator=g, dtype=DT), 2),
-    "quadratic-pairs": (lambda: _perturb(ib.QuadraticNet(5, 4, seed=0, dtype=DT)), lambda g: torch.randn(9, 2, 5, generator=g, dtype=DT), 2),
-    "user-sequential": (lambda: _user_mlp(3), lambda g: torch.randn(9, 4, generator=g, dtype=DT), 3),
+    "diagonal-d2": (
+        lambda: _perturb(ib.DiagonalNet(6, dtype=DT)),
+        lambda g: torch.randn(9, 6, generator=g, dtype=DT),
+        2,
+    ),
+    "diagonal-d3": (
+        lambda: _perturb(ib.DiagonalNet(6, depth=3, dtype=DT)),
+        lambda g: torch.randn(9, 6, generator=g, dtype=DT),
+        3,
+    ),
+    "mlp-2": (
+        lambda: ib.HomogeneousMLP(5, [8], seed=0, dtype=DT),
+        lambda g: torch.randn(9, 5, generator=g, dtype=DT),
+        2,
+    ),
+    "mlp-3-bias": (
+        lambda: _perturb(ib.HomogeneousMLP(5, [8, 8], first_layer_bias=True, seed=0, dtype=DT)),
+        lambda g: torch.randn(9, 5, generator=g, dtype=DT),
+        3,
+    ),
+    "mlp-4-multi": (
+        lambda: ib.HomogeneousMLP(5, [8, 8, 8], d_out=3, seed=0, dtype=DT),
+        lambda g: torch.randn(9, 5, generator=g, dtype=DT),
+        4,
+    ),
+    "factorization": (
+        lambda: _perturb(ib.MatrixFactorization(5, dtype=DT)),
+        lambda g: torch.randint(0, 5, (9, 2), generator=g),
+        2,
+    ),
+    "quadratic": (
+        lambda: _perturb(ib.QuadraticNet(5, 4, seed=0, dtype=DT)),
+        lambda g: torch.randn(9, 5, generator=g, dtype=DT),
+        2,
+    ),
+    "quadratic-pairs": (
+        lambda: _perturb(ib.QuadraticNet(5, 4, seed=0, dtype=DT)),
+        lambda g: torch.randn(9, 2, 5, generator=g, dtype=DT),
+        2,
+    ),
+    "user-sequential": (
+        lambda: _user_mlp(3),
+        lambda g: torch.randn(9, 4, generator=g, dtype=DT),
+        3,
+    ),
     "user-conv": (_user_conv, lambda g: torch.randn(9, 1, 6, 6, generator=g, dtype=DT), 3),
-    "symmetrized-mlp": (lambda: _perturb(ib.symmetrize(ib.HomogeneousMLP(5, [8], seed=0, dtype=DT))), lambda g: torch.randn(9, 5, generator=g, dtype=DT), 2),
+    "symmetrized-mlp": (
+        lambda: _perturb(ib.symmetrize(ib.HomogeneousMLP(5, [8], seed=0, dtype=DT))),
+        lambda g: torch.randn(9, 5, generator=g, dtype=DT),
+        2,
+    ),
 }
 
 
@@ -63,7 +103,9 @@ def test_scaling_identity(name: str, gen: torch.Generator) -> None:
     theta = h.theta()
     f = h.function(theta, X)
     for c in (0.3, 2.0, 7.5):
-        torch.testing.assert_close(h.function(c * theta, X), c**L * f, rtol=1e-12, atol=1e-12 * float(f.abs().max()))
+        torch.testing.assert_close(
+            h.function(c * theta, X), c**L * f, rtol=1e-12, atol=1e-12 * float(f.abs().max())
+        )
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -74,7 +116,9 @@ def test_euler_identity(name: str, gen: torch.Generator) -> None:
     J = h.jacobian(X)
     theta = h.theta()
     lhs = J @ theta  # (n,) or (n, C)
-    torch.testing.assert_close(lhs, L * h(X).detach(), rtol=1e-11, atol=1e-11 * float(lhs.abs().max()))
+    torch.testing.assert_close(
+        lhs, L * h(X).detach(), rtol=1e-11, atol=1e-11 * float(lhs.abs().max())
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -97,15 +141,39 @@ def test_gradient_is_degree_minus_one_homogeneous(gen: torch.Generator) -> None:
     h = ib.Homogeneous(ib.HomogeneousMLP(5, [8, 8], seed=0, dtype=DT))
     X = torch.randn(6, 5, generator=gen, dtype=DT)
     theta = h.theta()
-    torch.testing.assert_close(h.jacobian(X, theta=2.5 * theta), 2.5**2 * h.jacobian(X), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        h.jacobian(X, theta=2.5 * theta), 2.5**2 * h.jacobian(X), rtol=1e-12, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize(
     "module, culprit",
     [
-        (lambda: nn.Sequential(nn.Linear(4, 8, bias=False), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 1, bias=False)), "bias after the first layer"),
-        (lambda: nn.Sequential(nn.Linear(4, 8, bias=False), nn.Tanh(), nn.Linear(8, 1, bias=False)), "Tanh"),
-        (lambda: nn.Sequential(nn.Linear(4, 8, bias=False), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1, bias=False)), "BatchNorm1d"),
+        (
+            lambda: nn.Sequential(
+                nn.Linear(4, 8, bias=False),
+                nn.ReLU(),
+                nn.Linear(8, 8),
+                nn.ReLU(),
+                nn.Linear(8, 1, bias=False),
+            ),
+            "bias after the first layer",
+        ),
+        (
+            lambda: nn.Sequential(
+                nn.Linear(4, 8, bias=False), nn.Tanh(), nn.Linear(8, 1, bias=False)
+            ),
+            "Tanh",
+        ),
+        (
+            lambda: nn.Sequential(
+                nn.Linear(4, 8, bias=False),
+                nn.BatchNorm1d(8),
+                nn.ReLU(),
+                nn.Linear(8, 1, bias=False),
+            ),
+            "BatchNorm1d",
+        ),
     ],
     ids=["hidden-bias", "tanh", "batchnorm"],
 )
@@ -164,7 +232,11 @@ def test_quadratic_net_is_matrix_completion_view() -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_models_respect_dtype(dtype: torch.dtype) -> None:
-    for model in (ib.DiagonalNet(3, dtype=dtype), ib.HomogeneousMLP(3, [4], dtype=dtype), ib.MatrixFactorization(3, dtype=dtype)):
+    for model in (
+        ib.DiagonalNet(3, dtype=dtype),
+        ib.HomogeneousMLP(3, [4], dtype=dtype),
+        ib.MatrixFactorization(3, dtype=dtype),
+    ):
         assert all(p.dtype == dtype for p in model.parameters())
 
 

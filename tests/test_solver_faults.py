@@ -38,7 +38,6 @@ def _one_thread():
 # The package re-exports functions under their module names (implicitbias.kernel_regime.
 # kernel_svm is the function), so fetch the modules themselves.
 KSVM = importlib.import_module("implicitbias.kernel_regime.kernel_svm")
-MCSVM = importlib.import_module("implicitbias.kernel_regime.multiclass_svm")
 KREG = importlib.import_module("implicitbias.kernel_regime.kernel_regression")
 MM = importlib.import_module("implicitbias.rich_regime.max_margin")
 INTERP = importlib.import_module("implicitbias.rich_regime.interpolation")
@@ -434,20 +433,13 @@ def test_kernel_svm_garbage_qp_falls_back_to_cvxpy(
 def test_multiclass_svm_garbage_qp_falls_back_or_raises(
     monkeypatch: pytest.MonkeyPatch, value: float
 ) -> None:
-    monkeypatch.setattr(MCSVM, "_solve_nonneg_qp", _garbage_qp(value))
+    monkeypatch.setattr(KSVM, "_solve_nonneg_qp", _garbage_qp(value))
     assert _mc().solver == "cvxpy:CLARABEL (fallback)"
     with pytest.raises(ib.SolverError, match="multiclass_kernel_svm: no route passed"):
         _mc_nofallback()
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf])
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: kernel_svm's certificate is NaN-blind: with a NaN dual from the QP, "
-    "max(0.0, nan) = 0.0 makes the KKT residual 0 and kernel_svm returns status='optimal' "
-    "with margin=nan (fallback or not); an inf dual leaks numpy's RuntimeWarning "
-    "('invalid value encountered in matmul'). Both should go to the next route / SolverError",
-)
 def test_kernel_svm_non_finite_qp_is_never_returned(
     monkeypatch: pytest.MonkeyPatch, value: float
 ) -> None:
@@ -456,13 +448,8 @@ def test_kernel_svm_non_finite_qp_is_never_returned(
         ib.kernel_svm(K4(), y4(), fallback=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: multiclass_kernel_svm has the same NaN-blind certificate: a NaN dual from the "
-    "QP is returned with status='optimal' and margin=nan",
-)
 def test_multiclass_svm_nan_qp_is_never_returned(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(MCSVM, "_solve_nonneg_qp", _garbage_qp(np.nan))
+    monkeypatch.setattr(KSVM, "_solve_nonneg_qp", _garbage_qp(np.nan))
     with pytest.raises(ib.SolverError, match="multiclass_kernel_svm"):
         _mc_nofallback()
 

@@ -28,6 +28,8 @@ __all__ = [
     "check_int",
     "describe",
     "check_float_dtype",
+    "check_bool",
+    "check_cvxpy_solver",
     "check_model_input",
 ]
 
@@ -271,3 +273,27 @@ def check_model_input(x: Any, func: str, arg: str, shape: str, ok: bool, dtype: 
             f"dtype {x.dtype}",
             f"Convert with {arg}.to({dtype}).",
         )
+
+
+def check_bool(x: Any, func: str, arg: str) -> bool:
+    """A real ``bool`` (not a truthy string or number)."""
+    if not isinstance(x, (bool, np.bool_)):
+        raise fail_type(func, arg, "True or False", x)
+    return bool(x)
+
+
+def check_cvxpy_solver(name: Any, func: str, default: str) -> str:
+    """The name of an installed cvxpy solver (``None`` means ``default``); imports cvxpy."""
+    import cvxpy as cp
+
+    if name is None:
+        name = default
+    installed = cp.installed_solvers()
+    if not isinstance(name, str) or name.upper() not in installed:
+        raise fail(
+            func,
+            "cvxpy_solver",
+            f"the name of an installed cvxpy solver ({', '.join(installed)})",
+            repr(name),
+        )
+    return name.upper()

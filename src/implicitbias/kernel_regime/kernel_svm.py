@@ -39,7 +39,9 @@ from implicitbias._validation import (
     as_float_array,
     as_kernel_matrix,
     as_pm1_labels,
+    check_bool,
     check_choice,
+    check_cvxpy_solver,
     check_positive,
     fail,
 )
@@ -66,7 +68,9 @@ class _Certificate:
 
 
 def _certify(Q: np.ndarray, a: np.ndarray) -> _Certificate:
-    """Optimality figures of a dual point ``a >= 0`` (all dimensionless)."""
+    """Optimality figures of a dual point ``a >= 0`` (all dimensionless; inf when unusable)."""
+    if not np.all(np.isfinite(a)) or np.any(a < 0):
+        return _Certificate(np.inf, np.inf, np.inf, 0.0, np.inf)
     Qa = Q @ a
     s = float(np.sum(a))
     quad = float(a @ Qa)
@@ -119,6 +123,80 @@ def _cvxpy_nonneg_qp(Q: np.ndarray, *, formulation: str, cvxpy_solver: str | Non
     if a.value is None or prob.status not in ("optimal", "optimal_inaccurate"):
         raise SolverError(f"{_FUNC}: cvxpy solver {solver} returned status {prob.status!r}")
     return np.maximum(np.asarray(a.value, dtype=np.float64), 0.0)
+
+
+def _solve_certified(
+    Q: np.ndarray,
+    K: np.ndarray,
+    *,
+    func: str,
+    solver: str,
+    tol: float,
+    fallback: bool,
+    cvxpy_solver: str | None,
+    cvxpy_formulation: str,
+    radius: float,
+) -> tuple[np.ndarray, _Certificate, str, str, int, str]:
+    """Solve min_{a>=0} ½aᵀQa − 1ᵀa by the chosen routes in turn; return the first certified answer.
+
+    Shared by :func:`kernel_svm` and :func:`multiclass_kernel_svm`. Raises
+    :class:`NotSeparableError` on a certified infeasible primal, a clear ``ValueError`` when the
+    kernel ``K`` turns out not to be positive semidefinite, and :class:`SolverError` when no
+    route passes the checks. Returns ``(a, certificate, status, solver name, iterations, route)``.
+    """
+    routes = ["active-set", "cvxpy"] if solver in ("auto", "active-set") else ["cvxpy"]
+    if not fallback:
+        routes = routes[:1]
+    failures: list[str] = []
+    for k, route in enumerate(routes):
+        n_iter = 0
+        if route == "active-set":
+            try:
+                out = _solve_nonneg_qp(Q, tol=tol, func=func)
+            except SolverError as exc:
+                _check_psd(K, func, exc)
+                failures.append(f"active-set: {exc}")
+                continue
+            a, n_iter = out.a, out.n_iter
+            name = "active-set"
+            if getattr(out, "diverged", False):
+                cert = _certify(Q, a)
+                raise NotSeparableError(_not_separable_message(func, cert.margin_upper, radius))
+        else:
+            a = _cvxpy_nonneg_qp(Q, formulation=cvxpy_formulation, cvxpy_solver=cvxpy_solver)
+            name = f"cvxpy:{cvxpy_solver or 'CLARABEL'}" + (" (fallback)" if k > 0 else "")
+            if np.all(np.isinf(a)):  # cvxpy reported the dual unbounded
+                raise NotSeparableError(_not_separable_message(func, 0.0, radius))
+        cert = _certify(Q, a)
+        if np.all(np.isfinite(a)) and cert.margin_upper <= _SEPARABILITY_FLOOR * radius:
+            raise NotSeparableError(_not_separable_message(func, cert.margin_upper, radius))
+        status = _status_from(cert, tol)
+        if status is None:
+            failures.append(f"{name}: KKT residual {cert.kkt_residual:.3g}")
+            continue
+        if status == "optimal_inaccurate":
+            warnings.warn(
+                f"{func}: the {name} answer satisfies the optimality checks only to "
+                f"{cert.kkt_residual:.3g} (tol {tol:.3g}); margin bounds "
+                f"[{cert.margin_lower:.10g}, {cert.margin_upper:.10g}].",
+                InaccurateSolutionWarning,
+                stacklevel=3,
+            )
+        return a, cert, status, name, n_iter, route
+    raise SolverError(f"{func}: no route passed the optimality checks ({'; '.join(failures)}).")
+
+
+def _check_psd(K: np.ndarray, func: str, cause: Exception) -> None:
+    """After a solver failure: say so plainly when the kernel is not positive semidefinite."""
+    lam_min = float(np.linalg.eigvalsh(K)[0])
+    scale = max(float(np.max(np.abs(K))), 1e-300)
+    if lam_min < -1e-8 * scale * K.shape[0]:
+        raise fail(
+            func,
+            "K" if func == "kernel_svm" else "K_full",
+            "a positive semidefinite kernel matrix",
+            f"a matrix with smallest eigenvalue {lam_min:.3g}",
+        ) from cause
 
 
 def _not_separable_message(func: str, bound: float, radius: float) -> str:
@@ -317,6 +395,9 @@ def kernel_svm(
     check_choice(solver, _FUNC, "solver", ("auto", "active-set", "cvxpy"))
     check_choice(cvxpy_formulation, _FUNC, "cvxpy_formulation", ("quad_form", "factor"))
     tol = check_positive(tol, _FUNC, "tol")
+    fallback = check_bool(fallback, _FUNC, "fallback")
+    if cvxpy_solver is not None:
+        cvxpy_solver = check_cvxpy_solver(cvxpy_solver, _FUNC, "CLARABEL")
     if np.any(np.diag(Km) < 0):
         raise fail(
             _FUNC, "K", "positive semidefinite (non-negative diagonal)", "a negative diagonal entry"
@@ -328,58 +409,38 @@ def kernel_svm(
     if radius == 0.0:
         raise NotSeparableError(_not_separable_message(_FUNC, 0.0, 0.0))
 
-    routes = ["active-set", "cvxpy"] if solver in ("auto", "active-set") else ["cvxpy"]
-    if not fallback:
-        routes = routes[:1]
-    failures: list[str] = []
-    for k, route in enumerate(routes):
-        n_iter = 0
-        if route == "active-set":
-            out = _solve_nonneg_qp(Q, tol=tol, func=_FUNC)
-            a, n_iter = out.a, out.n_iter
-            name = "active-set"
-        else:
-            a = _cvxpy_nonneg_qp(Q, formulation=cvxpy_formulation, cvxpy_solver=cvxpy_solver)
-            name = f"cvxpy:{cvxpy_solver or 'CLARABEL'}" + (" (fallback)" if k > 0 else "")
-            if not np.all(np.isfinite(a)):
-                raise NotSeparableError(_not_separable_message(_FUNC, 0.0, radius))
-        cert = _certify(Q, a)
-        if cert.margin_upper <= _SEPARABILITY_FLOOR * radius:
-            raise NotSeparableError(_not_separable_message(_FUNC, cert.margin_upper, radius))
-        status = _status_from(cert, tol)
-        if status is None:
-            failures.append(f"{name}: KKT residual {cert.kkt_residual:.3g}")
-            continue
-        if status == "optimal_inaccurate":
-            warnings.warn(
-                f"{_FUNC}: the {name} answer satisfies the optimality checks only to "
-                f"{cert.kkt_residual:.3g} (tol {tol:.3g}); margin bounds "
-                f"[{cert.margin_lower:.10g}, {cert.margin_upper:.10g}].",
-                InaccurateSolutionWarning,
-                stacklevel=2,
-            )
-        s = float(np.sum(a))
-        quad = float(a @ (Q @ a))
-        norm = float(np.sqrt(quad))
-        return KernelSVMResult(
-            dual=a,
-            coef=a * yv,
-            margin=1.0 / norm,
-            norm=norm,
-            objective=0.5 * s,
-            support=np.flatnonzero(a > 0) if route == "active-set" else _support_of(a, Q),
-            status=status,
-            solver=name,
-            solve_time=time.perf_counter() - t0,
-            max_violation=cert.max_violation,
-            kkt_residual=cert.kkt_residual,
-            duality_gap=cert.duality_gap,
-            margin_lower=cert.margin_lower,
-            margin_upper=cert.margin_upper,
-            n_iter=n_iter,
-            _n=n,
-        )
-    raise SolverError(f"{_FUNC}: no route passed the optimality checks ({'; '.join(failures)}).")
+    a, cert, status, name, n_iter, route = _solve_certified(
+        Q,
+        Km,
+        func=_FUNC,
+        solver=solver,
+        tol=tol,
+        fallback=fallback,
+        cvxpy_solver=cvxpy_solver,
+        cvxpy_formulation=cvxpy_formulation,
+        radius=radius,
+    )
+    s = float(np.sum(a))
+    quad = float(a @ (Q @ a))
+    norm = float(np.sqrt(quad))
+    return KernelSVMResult(
+        dual=a,
+        coef=a * yv,
+        margin=1.0 / norm,
+        norm=norm,
+        objective=0.5 * s,
+        support=np.flatnonzero(a > 0) if route == "active-set" else _support_of(a, Q),
+        status=status,
+        solver=name,
+        solve_time=time.perf_counter() - t0,
+        max_violation=cert.max_violation,
+        kkt_residual=cert.kkt_residual,
+        duality_gap=cert.duality_gap,
+        margin_lower=cert.margin_lower,
+        margin_upper=cert.margin_upper,
+        n_iter=n_iter,
+        _n=n,
+    )
 
 
 def _support_of(a: np.ndarray, Q: np.ndarray) -> np.ndarray:

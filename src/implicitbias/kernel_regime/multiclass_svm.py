@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from implicitbias._errors import InaccurateSolutionWarning, NotSeparableError, SolverError
-from implicitbias._nonneg_qp import SEPARABILITY_FLOOR as _SEPARABILITY_FLOOR
-from implicitbias._nonneg_qp import solve_nonneg_qp as _solve_nonneg_qp
+from implicitbias._errors import NotSeparableError
 from implicitbias._validation import (
     as_class_labels,
     as_float_array,
     as_kernel_matrix,
+    check_bool,
     check_choice,
+    check_cvxpy_solver,
     check_int,
     check_positive,
     fail,
 )
 from implicitbias.kernel_regime.kernel_svm import (
-    _certify,
-    _cvxpy_nonneg_qp,
     _not_separable_message,
-    _status_from,
+    _solve_certified,
     _support_of,
 )
 
@@ -214,6 +211,9 @@ def multiclass_kernel_svm(
     yv = as_class_labels(yv0, _FUNC, "y", n_classes=C)
     check_choice(solver, _FUNC, "solver", ("auto", "active-set", "cvxpy"))
     tol = check_positive(tol, _FUNC, "tol")
+    fallback = check_bool(fallback, _FUNC, "fallback")
+    if cvxpy_solver is not None:
+        cvxpy_solver = check_cvxpy_solver(cvxpy_solver, _FUNC, "CLARABEL")
 
     # pairs p = (i, j), j != y_i, in row-major order of (i, j)
     mask = np.ones((n, C), dtype=bool)
@@ -227,58 +227,40 @@ def multiclass_kernel_svm(
     if radius == 0.0:
         raise NotSeparableError(_not_separable_message(_FUNC, 0.0, 0.0))
 
-    routes = ["active-set", "cvxpy"] if solver in ("auto", "active-set") else ["cvxpy"]
-    if not fallback:
-        routes = routes[:1]
-    failures: list[str] = []
-    for k, route in enumerate(routes):
-        n_iter = 0
-        if route == "active-set":
-            out = _solve_nonneg_qp(M, tol=tol, func=_FUNC)
-            a, n_iter, name = out.a, out.n_iter, "active-set"
-        else:
-            a = _cvxpy_nonneg_qp(M, formulation="quad_form", cvxpy_solver=cvxpy_solver)
-            name = f"cvxpy:{cvxpy_solver or 'CLARABEL'}" + (" (fallback)" if k > 0 else "")
-            if not np.all(np.isfinite(a)):
-                raise NotSeparableError(_not_separable_message(_FUNC, 0.0, radius))
-        cert = _certify(M, a)
-        if cert.margin_upper <= _SEPARABILITY_FLOOR * radius:
-            raise NotSeparableError(_not_separable_message(_FUNC, cert.margin_upper, radius))
-        status = _status_from(cert, tol)
-        if status is None:
-            failures.append(f"{name}: KKT residual {cert.kkt_residual:.3g}")
-            continue
-        if status == "optimal_inaccurate":
-            warnings.warn(
-                f"{_FUNC}: the {name} answer satisfies the optimality checks only to "
-                f"{cert.kkt_residual:.3g} (tol {tol:.3g}).",
-                InaccurateSolutionWarning,
-                stacklevel=2,
-            )
-        dual = np.zeros((n, C))
-        dual[pi, pj] = a
-        coef = -dual.copy()
-        coef[np.arange(n), yv] = dual.sum(axis=1)
-        quad = float(a @ (M @ a))
-        norm = float(np.sqrt(quad))
-        sup = np.flatnonzero(a > 0) if route == "active-set" else _support_of(a, M)
-        return MulticlassKernelSVMResult(
-            dual=dual,
-            coef=coef,
-            margin=1.0 / norm,
-            norm=norm,
-            objective=0.5 * float(np.sum(a)),
-            support=np.stack([pi[sup], pj[sup]], axis=1),
-            status=status,
-            solver=name,
-            solve_time=time.perf_counter() - t0,
-            max_violation=cert.max_violation,
-            kkt_residual=cert.kkt_residual,
-            duality_gap=cert.duality_gap,
-            margin_lower=cert.margin_lower,
-            margin_upper=cert.margin_upper,
-            n_iter=n_iter,
-            _n=n,
-            _c=C,
-        )
-    raise SolverError(f"{_FUNC}: no route passed the optimality checks ({'; '.join(failures)}).")
+    a, cert, status, name, n_iter, route = _solve_certified(
+        M,
+        Kf,
+        func=_FUNC,
+        solver=solver,
+        tol=tol,
+        fallback=fallback,
+        cvxpy_solver=cvxpy_solver,
+        cvxpy_formulation="quad_form",
+        radius=radius,
+    )
+    dual = np.zeros((n, C))
+    dual[pi, pj] = a
+    coef = -dual.copy()
+    coef[np.arange(n), yv] = dual.sum(axis=1)
+    quad = float(a @ (M @ a))
+    norm = float(np.sqrt(quad))
+    sup = np.flatnonzero(a > 0) if route == "active-set" else _support_of(a, M)
+    return MulticlassKernelSVMResult(
+        dual=dual,
+        coef=coef,
+        margin=1.0 / norm,
+        norm=norm,
+        objective=0.5 * float(np.sum(a)),
+        support=np.stack([pi[sup], pj[sup]], axis=1),
+        status=status,
+        solver=name,
+        solve_time=time.perf_counter() - t0,
+        max_violation=cert.max_violation,
+        kkt_residual=cert.kkt_residual,
+        duality_gap=cert.duality_gap,
+        margin_lower=cert.margin_lower,
+        margin_upper=cert.margin_upper,
+        n_iter=n_iter,
+        _n=n,
+        _c=C,
+    )

@@ -6,26 +6,9 @@ import warnings
 from typing import Any
 
 from implicitbias._errors import SolverError
-from implicitbias._validation import fail
+from implicitbias._validation import check_cvxpy_solver
 
 __all__ = ["solve_problem", "check_cvxpy_solver"]
-
-
-def check_cvxpy_solver(name: Any, func: str, default: str) -> str:
-    """The name of an installed cvxpy solver (``None`` means ``default``)."""
-    import cvxpy as cp
-
-    if name is None:
-        name = default
-    installed = cp.installed_solvers()
-    if not isinstance(name, str) or name.upper() not in installed:
-        raise fail(
-            func,
-            "cvxpy_solver",
-            f"the name of an installed cvxpy solver ({', '.join(installed)})",
-            repr(name),
-        )
-    return name.upper()
 
 
 def solve_problem(
