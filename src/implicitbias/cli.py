@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--scale",
         default="quick",
-        help="quick (CPU-sized default, about a minute) or paper (the paper's settings)",
+        help="quick (CPU-sized default, under a minute) or paper (the paper's settings)",
     )
     rep.add_argument("--out", default=None, metavar="DIR", help="output folder")
     rep.add_argument("--seed", default="0", metavar="N", help="data seed (default 0)")
