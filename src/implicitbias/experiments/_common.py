@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from implicitbias.dynamics import History, log_schedule
+from implicitbias.dynamics import History, TrainResult, log_schedule, train
 
 
 @dataclass(frozen=True)
@@ -158,3 +158,38 @@ class Timer:
 
     def __call__(self) -> float:
         return time.perf_counter() - self.t0
+
+
+def train_configured(
+    model: torch.nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    cfg: Any,
+    *,
+    loss: str,
+    method: str | None,
+    times: np.ndarray,
+    metrics: Callable[..., dict[str, float]],
+    history_path: Any,
+    progress: bool | None,
+    say: Callable[[str], None],
+) -> TrainResult:
+    """One call of :func:`implicitbias.train` with an experiment config's settings, announced."""
+    say(f"training ({method or cfg.method}) to {cfg.t_max / cfg.lr:.3g} steps-equivalent ...")
+    return train(
+        model,
+        X,
+        y,
+        loss=loss,
+        weight_decay=cfg.weight_decay,
+        method=method or cfg.method,
+        lr=cfg.lr,
+        t_max=float(times[-1]),
+        eval_times=times,
+        metrics=metrics,
+        rtol=cfg.rtol,
+        atol=cfg.atol,
+        history_path=history_path,
+        progress=progress,
+        alpha=cfg.alpha,
+    )

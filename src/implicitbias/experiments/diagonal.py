@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from implicitbias.dynamics import train
 from implicitbias.experiments._common import (
     EvalCounter,
     RunOutput,
@@ -35,6 +34,7 @@ from implicitbias.experiments._common import (
     merge_columns,
     schedule,
     torch_dtype,
+    train_configured,
     value_at,
     window,
 )
@@ -198,23 +198,18 @@ def run_diagonal(
             eps = kkt_epsilon_rel(h, X, y, task="classification", weight_decay=cfg.weight_decay)
         return {"cos_l2": _cos(w, w2), "cos_l1": _cos(w, w1), "kkt_epsilon_rel": eps}
 
-    say(f"training ({method or cfg.method}) to {cfg.t_max / cfg.lr:.3g} steps-equivalent ...")
-    res = train(
+    res = train_configured(
         net,
         X,
         y,
+        cfg,
         loss="logistic",
-        weight_decay=cfg.weight_decay,
-        method=method or cfg.method,
-        lr=cfg.lr,
-        t_max=float(times[-1]),
-        eval_times=times,
+        method=method,
+        times=times,
         metrics=metrics,
-        rtol=cfg.rtol,
-        atol=cfg.atol,
         history_path=history_path,
         progress=progress,
-        alpha=cfg.alpha,
+        say=say,
     )
     hist = res.history
     say(

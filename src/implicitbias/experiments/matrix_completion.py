@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from implicitbias.dynamics import train
 from implicitbias.experiments._common import (
     EvalCounter,
     RunOutput,
@@ -29,6 +28,7 @@ from implicitbias.experiments._common import (
     kkt_epsilon_rel,
     schedule,
     torch_dtype,
+    train_configured,
     window,
 )
 from implicitbias.experiments.configs import CompletionConfig
@@ -123,23 +123,18 @@ def run_matrix_completion(
             "kkt_epsilon_rel": eps,
         }
 
-    say(f"training ({method or cfg.method}) to {cfg.t_max / cfg.lr:.3g} steps-equivalent ...")
-    res = train(
+    res = train_configured(
         model,
         idx,
         y,
+        cfg,
         loss="squared",
-        weight_decay=cfg.weight_decay,
-        method=method or cfg.method,
-        lr=cfg.lr,
-        t_max=float(times[-1]),
-        eval_times=times,
+        method=method,
+        times=times,
         metrics=metrics,
-        rtol=cfg.rtol,
-        atol=cfg.atol,
         history_path=history_path,
         progress=progress,
-        alpha=cfg.alpha,
+        say=say,
     )
     hist = res.history
     say(f"  done in {res.wall_time:.1f} s ({res.grad_evals} gradient evaluations)")

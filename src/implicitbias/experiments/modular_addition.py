@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from implicitbias.dynamics import train
 from implicitbias.experiments._common import (
     EvalCounter,
     RunOutput,
@@ -33,6 +32,7 @@ from implicitbias.experiments._common import (
     kkt_epsilon_rel,
     schedule,
     torch_dtype,
+    train_configured,
     value_at,
     window,
 )
@@ -90,23 +90,18 @@ def run_modular_addition(
             eps = kkt_epsilon_rel(h, X, y, task="multiclass", weight_decay=cfg.weight_decay)
         return {"test_acc": acc, "test_loss": loss, "kkt_epsilon_rel": eps}
 
-    say(f"training ({method or cfg.method}) to {cfg.t_max / cfg.lr:.3g} steps-equivalent ...")
-    res = train(
+    res = train_configured(
         net,
         X,
         y,
+        cfg,
         loss="cross_entropy",
-        weight_decay=cfg.weight_decay,
-        method=method or cfg.method,
-        lr=cfg.lr,
-        t_max=float(times[-1]),
-        eval_times=times,
+        method=method,
+        times=times,
         metrics=metrics,
-        rtol=cfg.rtol,
-        atol=cfg.atol,
         history_path=history_path,
         progress=progress,
-        alpha=cfg.alpha,
+        say=say,
     )
     hist = res.history
     say(f"  done in {res.wall_time:.1f} s ({res.grad_evals} gradient evaluations)")
