@@ -159,9 +159,11 @@ def homogeneity_degree(
         (g,) = torch.autograd.grad((out * r).sum(), t)
         return g.detach()
 
-    with torch.no_grad():
-        _outputs_as_matrix(h.model(X), func)
-        f0 = h.function(theta, X).reshape(-1)
+    with torch.no_grad():  # one forward pass: check the output type, keep the values
+        buffers = dict(h.model.named_buffers())
+        f0 = _outputs_as_matrix(
+            functional_call(h.model, (h.unflatten(theta), buffers), (X,)), func
+        ).reshape(-1)
     g0 = gradient(theta)
     # Natural output scale ‖∇f‖‖θ‖ (Euler: L f = <∇f, θ>); outputs far below it are rounding
     # noise of a zero-output initialization, and the (L-1)-homogeneous gradient is used instead.
