@@ -31,6 +31,7 @@ __all__ = [
     "check_bool",
     "check_cvxpy_solver",
     "check_model_input",
+    "check_scale_fits",
 ]
 
 
@@ -172,20 +173,47 @@ def as_class_labels(
 
 
 def as_kernel_matrix(K: Any, func: str, arg: str = "K", *, rtol: float = 1e-8) -> np.ndarray:
-    """A finite, square, symmetric float64 matrix (symmetrized exactly before return)."""
+    """A finite, square, symmetric float64 matrix: a new array, symmetrized exactly.
+
+    ``K`` must be symmetric to ``max|K - K^T| <= rtol * max|K|`` (else the message names the
+    argument and the asymmetry); the returned copy is ``(K + K^T) / 2``, so the caller may
+    overwrite it. Positive semidefiniteness is checked separately
+    (:func:`implicitbias._psd.check_psd`).
+
+    The comparison and the symmetrization run over 256 x 256 tiles (``K`` and ``K^T`` tile by
+    tile, in cache), one pass over ``K`` without ``n x n`` temporaries: for ``n = 4000`` the
+    whole-matrix ``K - K.T`` took longer than many kernel SVM solves.
+    """
     a = as_float_array(K, func, arg, ndim=2)
     if a.shape[0] != a.shape[1]:
         raise fail(func, arg, "a square (n, n) kernel matrix", f"shape {a.shape}")
-    scale = max(float(np.max(np.abs(a))), 1e-300)
-    asym = float(np.max(np.abs(a - a.T)))
+    n = a.shape[0]
+    out = np.empty((n, n), dtype=np.float64)
+    asym = 0.0
+    scale = 0.0
+    b = 256
+    for i0 in range(0, n, b):
+        i1 = min(n, i0 + b)
+        for j0 in range(i0, n, b):
+            j1 = min(n, j0 + b)
+            upper = a[i0:i1, j0:j1]
+            lower_t = a[j0:j1, i0:i1].T
+            asym = max(asym, float(np.max(np.abs(upper - lower_t))))
+            tile = 0.5 * upper  # halves first: no overflow for entries near the float max
+            tile += 0.5 * lower_t
+            scale = max(scale, float(np.max(np.abs(tile))))
+            out[i0:i1, j0:j1] = tile
+            if j0 != i0:
+                out[j0:j1, i0:i1] = tile.T
+    scale = max(scale, 1e-300)
     if asym > rtol * scale:
         raise fail(
             func,
             arg,
             "a symmetric kernel matrix",
-            f"max |K - K^T| = {asym:.3g} (relative {asym / scale:.3g})",
+            f"max |K - K^T| = {asym:.3g} (relative {asym / scale:.3g} > {rtol:.3g})",
         )
-    return 0.5 * (a + a.T)
+    return out
 
 
 def check_same_length(func: str, **arrays: Any) -> int:
@@ -275,6 +303,49 @@ def check_model_input(x: Any, func: str, arg: str, shape: str, ok: bool, dtype: 
         )
 
 
+def check_scale_fits(
+    alpha: float,
+    value: float,
+    power: int,
+    dtype: Any,
+    func: str,
+    arg: str = "alpha",
+    *,
+    terms: int = 1,
+) -> None:
+    """An initialization scale ``alpha`` whose parameters and outputs are finite in ``dtype``.
+
+    ``value`` is the size of the parameters' entries that ``alpha`` gives; an output is a sum of
+    ``terms`` products of ``power`` of them. Refuses a scale whose entries underflow the dtype
+    (they become 0 or subnormal), or whose ``terms · value**power`` overflows it.
+    """
+    import math
+
+    import torch
+
+    dt = dtype if dtype is not None else torch.get_default_dtype()
+    info = torch.finfo(dt)
+    if power * math.log(value) + math.log(terms) >= math.log(info.max):
+        top = (alpha / value) * (info.max / terms) ** (1.0 / power)
+        raise fail(
+            func,
+            arg,
+            f"a scale whose outputs are finite in {dt} (below about {top:.3g} here: the outputs "
+            f"grow as its power {power})",
+            repr(alpha),
+            "Use dtype=torch.float64 or a smaller scale.",
+        )
+    if value < info.tiny:
+        raise fail(
+            func,
+            arg,
+            f"a scale whose parameters are representable in {dt} (at least about "
+            f"{(alpha / value) * info.tiny:.3g} here)",
+            repr(alpha),
+            "Use dtype=torch.float64 or a larger scale.",
+        )
+
+
 def check_bool(x: Any, func: str, arg: str) -> bool:
     """A real ``bool`` (not a truthy string or number)."""
     if not isinstance(x, (bool, np.bool_)):
@@ -282,18 +353,36 @@ def check_bool(x: Any, func: str, arg: str) -> bool:
     return bool(x)
 
 
-def check_cvxpy_solver(name: Any, func: str, default: str) -> str:
-    """The name of an installed cvxpy solver (``None`` means ``default``); imports cvxpy."""
+def check_cvxpy_solver(name: Any, func: str, default: str, *, problem: str | None = None) -> str:
+    """The name of an installed cvxpy solver (``None`` means ``default``); imports cvxpy.
+
+    ``problem="qp"``: the solver must also handle a convex quadratic objective (a QP solver,
+    or a conic solver with second-order cones), so that e.g. an LP-only solver is refused
+    here, up front, rather than by cvxpy in the middle of a solve (or never, on a route that
+    does not call cvxpy).
+    """
     import cvxpy as cp
 
     if name is None:
         name = default
-    installed = cp.installed_solvers()
+    installed = list(cp.installed_solvers())
+    what = "the name of an installed cvxpy solver"
+    if problem == "qp":
+        installed = [s for s in installed if _handles_qp(s)]
+        what = "the name of an installed cvxpy solver for quadratic programs"
     if not isinstance(name, str) or name.upper() not in installed:
-        raise fail(
-            func,
-            "cvxpy_solver",
-            f"the name of an installed cvxpy solver ({', '.join(installed)})",
-            repr(name),
-        )
+        raise fail(func, "cvxpy_solver", f"{what} ({', '.join(installed)})", repr(name))
     return name.upper()
+
+
+def _handles_qp(solver: str) -> bool:
+    """Whether cvxpy can pass a convex QP (with ``quad_form``/``sum_squares``) to ``solver``."""
+    try:
+        from cvxpy.constraints import SOC
+        from cvxpy.reductions.solvers import defines
+    except ImportError:  # pragma: no cover - private cvxpy layout changed: do not refuse
+        return True
+    if solver in getattr(defines, "QP_SOLVERS", ()):
+        return True
+    conic = getattr(defines, "SOLVER_MAP_CONIC", {}).get(solver)
+    return conic is not None and SOC in getattr(conic, "SUPPORTED_CONSTRAINTS", ())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -9,6 +10,7 @@ from torch import nn
 
 from implicitbias._errors import NonZeroInitError
 from implicitbias._validation import check_choice, check_positive, fail, fail_type
+from implicitbias.models._guard import check_model, untouched
 from implicitbias.models.homogeneous import Homogeneous
 
 __all__ = ["scale_init", "check_zero_output"]
@@ -34,6 +36,13 @@ def scale_init(model: nn.Module, alpha: float, *, mode: str = "scale") -> nn.Mod
     torch.nn.Module
         The same model.
 
+    Raises
+    ------
+    InvalidArgumentError
+        If ``alpha`` is not a finite positive number, or would make the parameters overflow (or
+        all underflow) their dtype — checked before anything is changed; or if the model's
+        parameters are not finite, of one real float dtype, and on a device with data.
+
     Examples
     --------
     >>> import torch, implicitbias as ib
@@ -46,17 +55,42 @@ def scale_init(model: nn.Module, alpha: float, *, mode: str = "scale") -> nn.Mod
         raise fail_type(func, "model", "a torch.nn.Module", model)
     alpha = check_positive(alpha, func, "alpha")
     check_choice(mode, func, "mode", ("scale", "norm"))
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
         raise fail(func, "model", "a module with trainable parameters", "none")
+    check_model(model, [n for n, _ in named], func)
+    params = [p for _, p in named]
     with torch.no_grad():
+        # max |θ_i| and ‖θ‖ in float64, without squaring large entries
+        top = max(float(p.detach().abs().max()) for p in params if p.numel()) if params else 0.0
         if mode == "scale":
             factor = alpha
         else:
-            norm = float(torch.sqrt(sum((p.double() ** 2).sum() for p in params)))
-            if norm == 0.0:
+            if top == 0.0:
                 raise fail(func, "model", "parameters with a nonzero norm for mode='norm'", "θ = 0")
-            factor = alpha / norm
+            sq = sum(float(((p.detach().double() / top) ** 2).sum()) for p in params)
+            factor = alpha / (top * math.sqrt(sq))
+        # refuse before touching anything: θ·factor must stay finite and not all underflow
+        dtype = params[0].dtype
+        info = torch.finfo(dtype)
+        if top * factor > info.max or not math.isfinite(top * factor):
+            limit = info.max / top if mode == "scale" else info.max * alpha / (top * factor)
+            raise fail(
+                func,
+                "alpha",
+                f"a scale that keeps the parameters finite in {dtype} (below {limit:.3g} here)",
+                repr(alpha),
+                "Use float64 parameters, or a smaller scale.",
+            )
+        if top > 0.0 and top * factor < info.tiny:
+            raise fail(
+                func,
+                "alpha",
+                f"a scale that keeps the parameters representable in {dtype} (every entry would "
+                f"underflow below {info.tiny:.3g})",
+                repr(alpha),
+                "Use float64 parameters, or a larger scale.",
+            )
         for p in params:
             p.mul_(factor)
     return model
@@ -96,24 +130,57 @@ def check_zero_output(
     ------
     NonZeroInitError
         If the output is not zero and ``action="raise"``.
+    InvalidArgumentError
+        If the parameters, outputs or gradients are not finite (NaN weights, an initialization
+        scale that overflows the dtype), or the model or ``X`` is on the ``meta`` device.
+
+    Notes
+    -----
+    The model is not changed: its buffers (BatchNorm statistics) and train/eval flags are
+    restored after the forward pass.
     """
     func = "check_zero_output"
     check_choice(action, func, "action", ("raise", "warn"))
     if not isinstance(model, nn.Module):
         raise fail_type(func, "model", "a torch.nn.Module", model)
-    h = model if isinstance(model, Homogeneous) else Homogeneous(model, degree=1, _skip_check=True)
+    inner = model.model if isinstance(model, Homogeneous) else model
+    h = Homogeneous(inner, degree=1, _skip_check=True)
     X = h._prepare_input(X, func)
-    degree = getattr(h.model, "degree", None) or 1
+    degree = model.degree if isinstance(model, Homogeneous) else getattr(inner, "degree", None)
+    degree = degree or 1
     if rtol is None:
         rtol = 1e4 * torch.finfo(h.dtype).eps
     rtol = check_positive(rtol, func, "rtol")
-    theta = h.theta().requires_grad_(True)
-    out = h.function(theta, X).reshape(X.shape[0], -1)
-    gen = torch.Generator().manual_seed(0)
-    signs = torch.randint(0, 2, out.shape, generator=gen).to(out) * 2 - 1
-    (g,) = torch.autograd.grad((out * signs).sum(), theta)
-    scale = float(g.norm() * theta.detach().norm()) / (degree * X.shape[0] ** 0.5)
-    worst = float(out.detach().abs().max())
+    with untouched(h.model):
+        theta = h.theta().requires_grad_(True)
+        with torch.enable_grad():
+            out = h.function(theta, X).reshape(X.shape[0], -1)
+            gen = torch.Generator().manual_seed(0)
+            signs = torch.randint(0, 2, out.shape, generator=gen).to(out) * 2 - 1
+            (g,) = torch.autograd.grad((out * signs).sum(), theta, allow_unused=True)
+    out = out.detach()
+    if not bool(torch.isfinite(out).all()):
+        bad = int(out.numel() - int(torch.isfinite(out).sum()))
+        raise fail(
+            func,
+            "model",
+            "a module with finite outputs on X",
+            f"{bad} NaN or infinite outputs",
+            f"The outputs overflow {out.dtype} (an initialization scale too large for the "
+            "dtype?) or the model computes NaN; use float64 or a smaller scale.",
+        )
+    g = torch.zeros_like(theta) if g is None else g.detach()
+    if not bool(torch.isfinite(g).all()):
+        raise fail(
+            func,
+            "model",
+            "a module with finite gradients on X",
+            "NaN or infinite gradients",
+            f"The gradients overflow {g.dtype}; use float64 or a smaller scale.",
+        )
+    scale = float(g.double().norm()) * float(theta.detach().double().norm())
+    scale /= degree * X.shape[0] ** 0.5
+    worst = float(out.abs().max())
     if worst > rtol * scale or (scale == 0.0 and worst > 0.0):
         msg = (
             f"The model's output at initialization is not zero: max |f(θ; x)| = {worst:.3g}, "

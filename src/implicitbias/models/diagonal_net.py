@@ -13,6 +13,7 @@ from implicitbias._validation import (
     check_int,
     check_model_input,
     check_positive,
+    check_scale_fits,
 )
 
 __all__ = ["DiagonalNet"]
@@ -36,7 +37,8 @@ class DiagonalNet(nn.Module):
     depth : int, default 2
         ``D``, the homogeneity degree.
     alpha : float, default 1.0
-        Initialization scale.
+        Initialization scale. Refused when the entries underflow the dtype or the outputs
+        (``d`` terms of size ``entry**depth``) would overflow it.
     alpha_mode : {"scale", "norm"}, default "scale"
         ``"scale"``: ``u = v = alpha * 1`` (the paper's θ̄ = (1, 1) scaled by α).
         ``"norm"``: ``u = v = alpha / sqrt(2 d) * 1``, so that ``‖θ‖₂ = alpha`` (the convention
@@ -77,6 +79,7 @@ class DiagonalNet(nn.Module):
         check_choice(alpha_mode, name, "alpha_mode", ("scale", "norm"))
         check_float_dtype(dtype, name)
         value = alpha if alpha_mode == "scale" else alpha / math.sqrt(2 * self.d)
+        check_scale_fits(alpha, value, self.depth, dtype, name, terms=self.d)
         self.u = nn.Parameter(torch.full((self.d,), value, dtype=dtype, device=device))
         self.v = nn.Parameter(torch.full((self.d,), value, dtype=dtype, device=device))
 

@@ -1,46 +1,56 @@
 """Homogeneity of a model in its parameters, and the functional view the library works with.
 
 A model f(θ; x) is L-homogeneous when f(cθ; x) = c^L f(θ; x) for all c > 0 (THEORY §1).
+
+Inputs and dtypes: one rule for the whole library
+-------------------------------------------------
+Every library function that takes a model and inputs ``X`` (``homogeneity_degree``,
+``check_zero_output``, ``Homogeneous.jacobian``, ``empirical_ntk``, the NTK predictors,
+``kkt_residuals`` and the margins, ``train``) validates ``X`` with
+:meth:`Homogeneous._prepare_input`, the one place that applies this rule:
+
+* the model's trainable parameters must be finite, real, of **one** floating-point dtype, and
+  hold data (not on the ``meta`` device); otherwise ``InvalidArgumentError`` names ``model``;
+* ``X`` must be a non-empty ``torch.Tensor`` on the model's device (not ``meta``);
+* a **floating-point** ``X`` of another float dtype is **cast to the parameters' dtype** (the
+  computation happens in the model's precision; a float64 ``X`` given to a float32 model is
+  rounded to float32), and must be finite;
+* an **integer** ``X`` is passed on unchanged, as indices (``MatrixFactorization``, an
+  ``nn.Embedding``); a model that cannot take it is refused with ``InvalidArgumentError``
+  naming ``X`` — integers are never cast to floats silently;
+* ``bool`` and complex ``X`` are refused.
+
+The built-in models themselves (``HomogeneousMLP``, ``DiagonalNet``, ``QuadraticNet``,
+``MatrixFactorization``) do not cast: called directly on inputs of another dtype they raise, as
+``torch.nn.Linear`` would, with a message that says how to convert.
 """
 
 from __future__ import annotations
 
-import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, jacrev, vmap
+from torch.func import jacrev, vmap
 
 from implicitbias._errors import NotHomogeneousError
-from implicitbias._validation import check_int, check_positive, fail, fail_type
+from implicitbias._validation import check_int, check_positive, describe, fail, fail_type
+from implicitbias.models._checks import (
+    Unmeasurable,
+    check_degree,
+    default_rtol,
+    measure_degree,
+    outputs_as_matrix,
+)
+from implicitbias.models._guard import check_model, functional_forward, untouched
 
 __all__ = ["Homogeneous", "homogeneity_degree", "flat_parameters"]
 
-_NON_HOMOGENEOUS_ACTIVATIONS = (
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.GELU,
-    nn.ELU,
-    nn.SELU,
-    nn.CELU,
-    nn.SiLU,
-    nn.Softplus,
-    nn.Mish,
-    nn.Hardtanh,
-    nn.Softsign,
-    nn.LogSigmoid,
-)
-_NORMALIZATIONS = (
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.BatchNorm3d,
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.InstanceNorm1d,
-    nn.InstanceNorm2d,
-)
+#: Rows of the inputs on which a declared degree is verified (homogeneity is a property of the
+#: function: a few rows at two parameter points suffice, and keep the check cheap).
+_VERIFY_ROWS = 64
 
 
 def flat_parameters(model: nn.Module) -> torch.Tensor:
@@ -50,47 +60,28 @@ def flat_parameters(model: nn.Module) -> torch.Tensor:
     params = [p.detach().reshape(-1) for p in model.parameters() if p.requires_grad]
     if not params:
         raise fail("flat_parameters", "model", "a module with trainable parameters", "none")
+    if any(p.is_meta for p in params):
+        raise fail(
+            "flat_parameters",
+            "model",
+            "a module whose parameters hold data",
+            "parameters on the 'meta' device",
+        )
     return torch.cat(params)
 
 
-def _diagnose(model: nn.Module) -> str:
-    """Likely reasons why a module is not homogeneous, for the error message."""
-    reasons = []
-    first_weighted = True
-    for name, mod in model.named_modules():
-        if isinstance(mod, _NON_HOMOGENEOUS_ACTIVATIONS):
-            reasons.append(f"'{name}' is a {type(mod).__name__} activation (not homogeneous)")
-        elif isinstance(mod, _NORMALIZATIONS):
-            reasons.append(
-                f"'{name}' is a {type(mod).__name__} normalization layer (it makes the output "
-                "scale-invariant in the layers before it, and its shift is a bias)"
-            )
-        elif getattr(mod, "weight", None) is not None and isinstance(
-            getattr(mod, "weight", None), torch.Tensor
-        ):
-            if getattr(mod, "bias", None) is not None and not first_weighted:
-                reasons.append(
-                    f"'{name}' ({type(mod).__name__}) has a bias after the first layer "
-                    "(only a first-layer bias keeps a ReLU net homogeneous)"
-                )
-            first_weighted = False
-    if not reasons:
-        return ""
-    return " Likely cause: " + "; ".join(reasons[:4]) + "."
-
-
-def _outputs_as_matrix(out: Any, func: str) -> torch.Tensor:
-    if not isinstance(out, torch.Tensor):
-        raise fail_type(func, "model", "a module whose forward returns a tensor", out)
-    if out.ndim == 0:
-        return out.reshape(1, 1)
-    if out.ndim == 1:
-        return out.reshape(-1, 1)
-    return out.reshape(out.shape[0], -1)
-
-
-def _default_rtol(dtype: torch.dtype) -> float:
-    return 1e-7 if dtype == torch.float64 else 2e-3
+def _measure(
+    h: Homogeneous,
+    X: torch.Tensor,
+    *,
+    scales: Sequence[float],
+    rtol: float | None,
+    seed: int,
+    func: str,
+) -> Any:
+    rtol = default_rtol(h.dtype) if rtol is None else rtol
+    with untouched(h.model):
+        return measure_degree(h.model, h._names, X, scales=scales, rtol=rtol, seed=seed, func=func)
 
 
 def homogeneity_degree(
@@ -99,36 +90,56 @@ def homogeneity_degree(
     *,
     scales: Sequence[float] = (0.5, 2.0, 3.0),
     rtol: float | None = None,
+    seed: int = 0,
 ) -> int | float:
-    r"""Estimate the degree L with f(cθ; x) = c^L f(θ; x), and check it holds.
+    r"""Estimate the degree L with f(cθ; x) = c^L f(θ; x), and check that it holds.
 
-    For each scale c the outputs at cθ are compared with those at θ; the degree is the median of
+    The identity is tested at two points: the model's parameters θ, and a random perturbation
+    θ′ = θ + ξ (Gaussian, of each parameter tensor's RMS; ``seed`` fixes it), so that a bias or
+    an affine shift that happens to be zero at θ cannot pass. At each point and each scale c the
+    outputs at cθ are compared with those at θ; the degree is the median of
     ``log(f(cθ)/f(θ)) / log c`` over outputs that are not negligible, and the identity must then
-    hold for every output and every c:
-    ``max |f(cθ) − c^L f(θ)| ≤ rtol · c^L · max |f(θ)|``. When all outputs are zero (a
-    zero-output initialization) the gradient, which is (L−1)-homogeneous, is used instead.
+    hold for every output, point and c: ``max |f(cθ) − c^L f(θ)| ≤ rtol · c^L · max |f(θ)|``.
+    At a zero-output point (a symmetrized initialization) the gradient, which is
+    (L−1)-homogeneous, is used instead.
+
+    Before any of this, the layers that the forward pass calls are checked structurally:
+    normalization layers (BatchNorm, LayerNorm, GroupNorm, InstanceNorm, RMSNorm), activations
+    that are not homogeneous (Tanh, Sigmoid, GELU, Softplus, ELU, ...) and a trainable PReLU
+    slope are refused by name, and so is a nondeterministic forward (dropout in training mode,
+    or any randomness: two evaluations at the same θ must agree).
+
+    The model is never changed: parameters, buffers (BatchNorm statistics), every submodule's
+    train/eval flag and the global random state are restored, also when the check raises.
 
     Parameters
     ----------
     model : torch.nn.Module
-        Any module; its parameters are not modified.
+        Any module; it is not modified.
     X : torch.Tensor
-        Example inputs at which to test, shape ``(n, ...)``.
+        Example inputs at which to test, shape ``(n, ...)``; cast to the parameters' dtype (see
+        the module docstring for the dtype rule).
     scales : sequence of float, default (0.5, 2.0, 3.0)
         Positive scales c ≠ 1.
     rtol : float, optional
         Relative tolerance (default 1e-7 in float64, 2e-3 in float32).
+    seed : int, default 0
+        Seed of the random perturbation θ′ (the global random state is not used).
 
     Returns
     -------
     int or float
-        The degree, as an ``int`` when within tolerance of an integer.
+        The degree, as an ``int`` when the nearest integer satisfies the identity.
 
     Raises
     ------
     NotHomogeneousError
-        If the ratio is not the same power of c for every output and scale (with the measured
-        ratios and the likely culprit: a hidden bias, tanh, batch norm, ...).
+        If a layer is recognised as not homogeneous or random (the message names it, e.g.
+        ``'1' (BatchNorm1d)``), or the ratio is not the same power of c for every output, point
+        and scale (with the measured ratios and the likely culprit: a hidden bias, ...).
+    InvalidArgumentError
+        If the parameters or outputs are not finite (NaN weights, an overflowing scale), the
+        model or ``X`` is on the ``meta`` device, or ``X`` has a dtype the model cannot take.
 
     Examples
     --------
@@ -140,82 +151,20 @@ def homogeneity_degree(
     func = "homogeneity_degree"
     if not isinstance(model, nn.Module):
         raise fail_type(func, "model", "a torch.nn.Module", model)
+    if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence):
+        raise fail_type(func, "scales", "a sequence of positive numbers other than 1", scales)
     scales = tuple(check_positive(c, func, "scales") for c in scales)
     if not scales or any(c == 1.0 for c in scales):
         raise fail(
             func, "scales", "a non-empty sequence of positive numbers other than 1", str(scales)
         )
-    h = model if isinstance(model, Homogeneous) else Homogeneous(model, degree=1, _skip_check=True)
-    theta = h.theta()
+    seed = check_int(seed, func, "seed", minimum=0)
+    if rtol is not None:
+        rtol = check_positive(rtol, func, "rtol")
+    inner = model.model if isinstance(model, Homogeneous) else model
+    h = Homogeneous(inner, degree=1, _skip_check=True)
     X = h._prepare_input(X, func)
-    rtol = _default_rtol(theta.dtype) if rtol is None else check_positive(rtol, func, "rtol")
-    gen = torch.Generator().manual_seed(0)
-
-    def gradient(t: torch.Tensor) -> torch.Tensor:
-        t = t.detach().requires_grad_(True)
-        out = h.function(t, X).reshape(-1)
-        r = torch.randn(out.shape, generator=gen, dtype=out.dtype).to(out.device)
-        gen.manual_seed(0)
-        (g,) = torch.autograd.grad((out * r).sum(), t)
-        return g.detach()
-
-    with torch.no_grad():  # one forward pass: check the output type, keep the values
-        buffers = dict(h.model.named_buffers())
-        f0 = _outputs_as_matrix(
-            functional_call(h.model, (h.unflatten(theta), buffers), (X,)), func
-        ).reshape(-1)
-    g0 = gradient(theta)
-    # Natural output scale ‖∇f‖‖θ‖ (Euler: L f = <∇f, θ>); outputs far below it are rounding
-    # noise of a zero-output initialization, and the (L-1)-homogeneous gradient is used instead.
-    natural = float(g0.norm() * theta.norm()) / max(1.0, f0.numel() ** 0.5)
-    offset = 0
-    if float(f0.abs().max()) <= 1e3 * torch.finfo(f0.dtype).eps * natural:
-        f0 = g0
-        offset = 1
-        value = gradient
-        if not torch.any(f0 != 0):
-            raise NotHomogeneousError(
-                "homogeneity_degree cannot measure the degree: the model's outputs and their "
-                "gradients are all zero at these parameters and inputs. Pass `degree=` "
-                "explicitly, or measure before zeroing the output."
-            )
-    else:
-
-        def value(t: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                return h.function(t, X).reshape(-1)
-
-    mask = f0.abs() > 1e-6 * f0.abs().max()
-    estimates = []
-    values = {}
-    for c in scales:
-        fc = value(c * theta)
-        values[c] = fc
-        ratio = fc[mask] / f0[mask]
-        if torch.any(ratio <= 0) or not torch.all(torch.isfinite(ratio)):
-            raise NotHomogeneousError(
-                f"homogeneity_degree: scaling θ by c = {c} changed the sign of "
-                f"{int((ratio <= 0).sum())} outputs, so f(cθ) ≠ c^L f(θ) for any L."
-                + _diagnose(h.model)
-            )
-        estimates.append(torch.log(ratio) / math.log(c))
-    all_est = torch.cat(estimates)
-    L = float(all_est.median())
-    worst = 0.0
-    for c in scales:
-        err = float((values[c] - c**L * f0).abs().max() / (c**L * f0.abs().max()))
-        worst = max(worst, err)
-    if worst > rtol:
-        lo, hi = float(all_est.min()) + offset, float(all_est.max()) + offset
-        raise NotHomogeneousError(
-            f"homogeneity_degree: the model is not positively homogeneous in its parameters: "
-            f"log(f(cθ)/f(θ))/log(c) ranges over [{lo:.4g}, {hi:.4g}] for c in {list(scales)} "
-            f"(relative misfit {worst:.3g} > rtol = {rtol:g})." + _diagnose(h.model)
-        )
-    L += offset
-    if abs(L - round(L)) <= max(1e3 * rtol, 1e-6):
-        return int(round(L))
-    return L
+    return _measure(h, X, scales=scales, rtol=rtol, seed=seed, func=func).rounded()
 
 
 class Homogeneous(nn.Module):
@@ -231,8 +180,8 @@ class Homogeneous(nn.Module):
     model : torch.nn.Module
         The model. Built-in models (and :func:`symmetrize` of them) carry a ``degree``.
     degree : int or float, optional
-        The homogeneity degree. Default: the model's own ``degree`` attribute, else estimated
-        with :func:`homogeneity_degree` on ``example_input``.
+        The homogeneity degree, a finite number > 0. Default: the model's own ``degree``
+        attribute, else estimated with :func:`homogeneity_degree` on ``example_input``.
     example_input : torch.Tensor, optional
         Inputs at which the degree is estimated or, when ``degree`` is given, verified.
 
@@ -240,9 +189,16 @@ class Homogeneous(nn.Module):
     ------
     NotHomogeneousError
         If the verification fails, or the degree is unknown and no example input is given.
+    InvalidArgumentError
+        If ``degree`` is not a finite positive number, or the trainable parameters are not
+        finite, of one real floating-point dtype, and on a device with data (not ``meta``).
+    InvalidArgumentTypeError
+        If ``degree`` is not a number (a ``bool`` included).
 
     Notes
     -----
+    A declared degree (``degree=`` or the model's own attribute) is checked once: on
+    ``example_input``, else on the inputs of the first call that brings some (64 rows at most).
     Outputs are returned as shape ``(n,)`` for a single-output model and ``(n, C)`` for ``C``
     outputs. The wrapper shares its parameters with ``model`` (no copy).
 
@@ -274,36 +230,58 @@ class Homogeneous(nn.Module):
         self._names = [n for n, p in model.named_parameters() if p.requires_grad]
         if not self._names:
             raise fail(func, "model", "a module with trainable parameters", "a module with none")
+        self._verified = True
+        self._source = "declared"
         if _skip_check:
             self._degree: int | float = degree if degree is not None else 1
             return
+        check_model(model, self._names, func)
         if degree is not None:
-            if isinstance(degree, bool) or not isinstance(degree, (int, float)) or degree <= 0:
-                raise fail(func, "degree", "a positive number", repr(degree))
-            if example_input is not None:
-                measured = homogeneity_degree(model, example_input)
-                if abs(measured - degree) > 1e-6 * max(1.0, abs(degree)):
-                    raise NotHomogeneousError(
-                        f"Homogeneous: the model was declared {degree}-homogeneous but its "
-                        f"measured degree is {measured}."
-                    )
-            self._degree = degree
+            self._degree = check_degree(degree, func)
         elif getattr(model, "degree", None) is not None:
-            self._degree = model.degree
-            if example_input is not None:
-                measured = homogeneity_degree(model, example_input)
-                if abs(measured - self._degree) > 1e-6 * max(1.0, abs(self._degree)):
-                    raise NotHomogeneousError(
-                        f"Homogeneous: the model says it is {self._degree}-homogeneous but its "
-                        f"measured degree is {measured}."
-                    )
+            own = model.degree
+            if (
+                isinstance(own, bool)
+                or not isinstance(own, numbers.Real)
+                or not (0 < float(own) < float("inf"))
+            ):
+                raise fail(
+                    func, "model", "a module whose `degree` is a positive finite number", repr(own)
+                )
+            self._degree = check_degree(own, func)
+            self._source = "says it is"
         elif example_input is not None:
             self._degree = homogeneity_degree(model, example_input)
+            return
         else:
             raise NotHomogeneousError(
                 "Homogeneous: the degree of this model is unknown. Pass `degree=L`, or "
                 "`example_input=X` to estimate (and check) it."
             )
+        # A declared degree is checked against the model once: now, on example_input, or else
+        # on the inputs of the first call that brings some (see _prepare_input).
+        self._verified = False
+        if example_input is not None:
+            probe = Homogeneous(model, degree=1, _skip_check=True)
+            self._verify_degree(probe._prepare_input(example_input, "homogeneity_degree"), func)
+
+    def _verify_degree(self, X: torch.Tensor, func: str) -> None:
+        """Check the declared degree on (at most 64 rows of) validated inputs ``X``, once."""
+        probe = Homogeneous(self.model, degree=1, _skip_check=True)
+        try:
+            found = _measure(
+                probe, X[:_VERIFY_ROWS], scales=(0.5, 2.0, 3.0), rtol=None, seed=0, func=func
+            )
+        except Unmeasurable:
+            return  # all outputs and gradients are zero on these inputs: try the next ones
+        if not found.fits(self._degree):
+            said = "was declared" if self._source == "declared" else "says it is"
+            raise NotHomogeneousError(
+                f"{func}: the model {said} {self._degree}-homogeneous but its measured degree is "
+                f"{found.rounded()}. A wrong degree silently changes every normalized quantity "
+                "(margins, ε of the KKT check); pass the measured one."
+            )
+        self._verified = True
 
     # ----------------------------------------------------------------- basic properties
     @property
@@ -367,8 +345,25 @@ class Homogeneous(nn.Module):
         return theta
 
     def _prepare_input(self, X: Any, func: str, arg: str = "X") -> torch.Tensor:
+        """Validate a consumer's inputs and the model, by the library's one dtype rule.
+
+        See the module docstring: the parameters must be finite, real, of one float dtype and
+        not on ``meta``; ``X`` a non-empty tensor on the model's device; a float ``X`` is cast to
+        the parameters' dtype and must be finite; an integer ``X`` goes on unchanged as indices
+        when the model takes them; ``bool`` and complex ``X`` are refused. A declared degree
+        not yet checked is checked here, once, on (up to 64 rows of) ``X``.
+        """
+        check_model(self.model, self._names, func)
         if not isinstance(X, torch.Tensor):
             raise fail_type(func, arg, "a torch.Tensor of inputs", X)
+        if X.is_meta:
+            raise fail(
+                func,
+                arg,
+                "a tensor that holds data",
+                "a tensor on the 'meta' device",
+                "Create the inputs on the model's device.",
+            )
         if X.ndim == 0 or X.shape[0] == 0:
             raise fail(
                 func,
@@ -384,11 +379,48 @@ class Homogeneous(nn.Module):
                 f"a tensor on {X.device}",
                 "Move it with X.to(device).",
             )
-        if X.is_floating_point() and X.dtype != self.dtype:
-            X = X.to(self.dtype)
-        if X.is_floating_point() and not bool(torch.isfinite(X).all()):
-            raise fail(func, arg, "finite (no NaN or inf)", "non-finite entries")
+        if X.is_complex() or X.dtype == torch.bool:
+            raise fail(
+                func,
+                arg,
+                "a real float tensor of inputs (or integer indices, for a model that takes them)",
+                describe(X),
+                f"Convert with {arg}.to({self.dtype}).",
+            )
+        if X.is_floating_point():
+            if not bool(torch.isfinite(X).all()):
+                bad = int(X.numel() - int(torch.isfinite(X).sum()))
+                raise fail(func, arg, "finite (no NaN or inf)", f"{bad} non-finite entries")
+            if X.dtype != self.dtype:
+                X = X.to(self.dtype)
+                if not bool(torch.isfinite(X).all()):
+                    top = torch.finfo(self.dtype).max
+                    raise fail(
+                        func,
+                        arg,
+                        f"finite in the model's dtype {self.dtype} (|x| ≤ {top:.3g})",
+                        "entries that overflow when cast to it",
+                    )
+        else:
+            self._check_index_input(X, func, arg)
+        if not self._verified:
+            self._verify_degree(X, func)
         return X
+
+    def _check_index_input(self, X: torch.Tensor, func: str, arg: str) -> None:
+        """An integer ``X`` goes on only to a model that takes it (one-row probe, no side effect)."""
+        try:
+            with untouched(self.model), torch.no_grad():
+                self.model(X[:1])
+        except Exception as exc:
+            raise fail(
+                func,
+                arg,
+                "inputs the model accepts: a float tensor (integer tensors are passed on "
+                "unchanged, as indices, and only to a model that takes them)",
+                describe(X),
+                f"Convert float inputs with {arg}.to({self.dtype}). The model raised: {exc}",
+            ) from exc
 
     # ----------------------------------------------------------------- function evaluations
     def forward(self, X: torch.Tensor) -> torch.Tensor:
@@ -404,14 +436,14 @@ class Homogeneous(nn.Module):
     def function(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """Outputs f(θ; X) at a flat parameter vector θ (differentiable in θ)."""
         buffers = dict(self.model.named_buffers())
-        out = functional_call(self.model, (self.unflatten(theta), buffers), (X,))
+        out = functional_forward(self.model, self.unflatten(theta), buffers, (X,))
         return self._squeeze(out)
 
     def num_outputs(self, X: torch.Tensor) -> int:
         """``C``, the number of outputs per example (1 for a scalar model)."""
-        with torch.no_grad():
+        with untouched(self.model), torch.no_grad():
             out = self.model(X[:1])
-        return _outputs_as_matrix(out, "Homogeneous").shape[1]
+        return outputs_as_matrix(out, "Homogeneous").shape[1]
 
     def jacobian(
         self,
@@ -443,7 +475,7 @@ class Homogeneous(nn.Module):
         buffers = dict(self.model.named_buffers())
 
         def single(ps: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-            out = functional_call(self.model, (ps, buffers), (x.unsqueeze(0),))
+            out = functional_forward(self.model, ps, buffers, (x.unsqueeze(0),))
             return out.reshape(-1)
 
         jac_fn: Callable[..., dict[str, torch.Tensor]] = vmap(jacrev(single), in_dims=(None, 0))

@@ -11,6 +11,7 @@ from implicitbias._validation import (
     check_int,
     check_model_input,
     check_positive,
+    check_scale_fits,
     fail,
     fail_type,
 )
@@ -33,7 +34,8 @@ class MatrixFactorization(nn.Module):
     d : int
         Matrix size.
     alpha : float, default 1.0
-        Initialization scale (``U = V = alpha * I``).
+        Initialization scale (``U = V = alpha * I``); refused when ``alpha**2`` overflows the
+        dtype or ``alpha`` underflows it.
     dtype, device :
         Passed to the parameters.
 
@@ -57,6 +59,7 @@ class MatrixFactorization(nn.Module):
         self.d = check_int(d, "MatrixFactorization", "d", minimum=1)
         alpha = check_positive(alpha, "MatrixFactorization", "alpha")
         check_float_dtype(dtype, "MatrixFactorization")
+        check_scale_fits(alpha, alpha, 2, dtype, "MatrixFactorization")
         eye = torch.eye(self.d, dtype=dtype, device=device)
         self.U = nn.Parameter(alpha * eye.clone())
         self.V = nn.Parameter(alpha * eye.clone())
@@ -123,7 +126,8 @@ class QuadraticNet(nn.Module):
         ``"symmetric"``: ``U = V`` with i.i.d. N(0, 1/m) entries (zero output);
         ``"identity"``: ``U = V = I`` (needs ``width == d``).
     alpha : float, default 1.0
-        Scale of the initialization.
+        Scale of the initialization; refused when ``width · alpha**2`` overflows the dtype or
+        ``alpha`` underflows it.
     seed : int, optional
         Seed of the random initialization.
     dtype, device :
@@ -148,6 +152,7 @@ class QuadraticNet(nn.Module):
         check_choice(init, name, "init", ("symmetric", "identity"))
         alpha = check_positive(alpha, name, "alpha")
         check_float_dtype(dtype, name)
+        check_scale_fits(alpha, alpha, 2, dtype, name, terms=self.width)
         if seed is not None:
             seed = check_int(seed, name, "seed", minimum=0)
         if init == "identity":
