@@ -123,11 +123,48 @@ def _gd_overhead_row(n: int, d: int, steps: int) -> Row:
     )
 
 
+def _check_cost_row(n: int, d: int, steps: int) -> Row:
+    """What the per-step divergence check of ``train(method="gd")`` costs against the step it
+    guards: stashing θ_k with the outputs (one copy) and summing them (one host read)."""
+    from implicitbias.dynamics._problem import Problem, Stash
+
+    X, y, _, _ = _instance(n, d, 0)
+    net = ib.Homogeneous(ib.DiagonalNet(d, alpha=10.0, alpha_mode="norm", dtype=DT))
+    prob = Problem(net, X, y, ib.loss_function("logistic"), 1e-3)
+    grads, out, guard = prob.param_gradients()
+    stash = Stash(prob.params, out, guard)
+
+    def checks() -> bool:
+        ok = True
+        for k in range(steps):
+            ok &= stash.check(k, out, guard)
+        return ok
+
+    def gd_steps() -> None:
+        for _ in range(steps):
+            g, _, _ = prob.param_gradients()
+            prob.sgd_step(g, 1e-3)
+
+    ok, check_s = timed(checks, repeat=3)
+    _, step_s = timed(gd_steps, repeat=3)
+    return Row(
+        "divergence check per GD step",
+        f"n={n} d={d} x{steps}",
+        "finiteness check (copy + sum)",
+        check_s,
+        "the GD step it guards",
+        step_s,
+        f"{1e6 * check_s / steps:.1f} us per step, {100 * check_s / step_s:.1f}% of a step"
+        f"{'' if ok else ' (NOT FINITE)'}",
+    )
+
+
 def run(quick: bool) -> list[Row]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         rows = [_gd_overhead_row(64, 200, 2000 if quick else 10000)]
+        rows.append(_check_cost_row(64, 200, 2000))
         if quick:
             rows.append(_grokking_row(64, 200, 2.5, 0.01, 0.01))
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from implicitbias._validation import check_int, fail, fail_type
+from implicitbias.dynamics._checkpoint import atomic_write_text
 
 __all__ = ["History", "STANDARD_COLUMNS"]
 
@@ -187,23 +189,41 @@ class History:
     def from_csv(cls, path: str | os.PathLike[str]) -> History:
         """Read a CSV written by :meth:`to_csv` or incrementally by ``train``.
 
-        A last line cut short (a process killed while writing) is ignored.
+        A last line that does not end in a newline (a process killed while writing it) is
+        ignored, even when its fields happen to parse: its last number may be cut short. An
+        empty file, or one whose header line is itself cut short, reads as an empty
+        ``History()``; a header alone gives the columns and no rows. Any other malformed line
+        (a wrong number of fields, or a field that is not a number) is an error naming the line.
         """
+        func = "History.from_csv"
+        if not isinstance(path, (str, os.PathLike)):
+            raise fail_type(func, "path", "a file path (str or os.PathLike)", path)
         with open(path, newline="") as fh:
-            reader = csv.reader(fh)
+            text = fh.read()
+        if not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]  # drop a torn last line ("" if no newline)
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
+            header = next(reader)
+        except StopIteration:
+            return cls()
+        out = cls(columns=header)
+        for line in reader:
+            where = f"line {reader.line_num} of {os.fspath(path)!r}"
+            if len(line) != len(header):
+                raise fail(
+                    func,
+                    "path",
+                    f"a history CSV whose rows have {len(header)} fields (one per column)",
+                    f"{len(line)} fields on {where}",
+                )
             try:
-                header = next(reader)
-            except StopIteration:
-                return cls()
-            out = cls(columns=header)
-            for line in reader:
-                if len(line) != len(header):
-                    continue  # torn last line
-                try:
-                    values = [float(v) for v in line]
-                except ValueError:
-                    continue
-                out.append(dict(zip(header, values)))
+                values = [float(v) for v in line]
+            except ValueError as exc:
+                raise fail(
+                    func, "path", "a history CSV of numbers", f"{line!r} on {where}"
+                ) from exc
+            out.append(dict(zip(header, values)))
         return out
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
@@ -249,10 +269,15 @@ class _CSVWriter:
     def __init__(self, path: Path, history: History) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        # header + the rows so far (a resumed run), or nothing; replaced atomically, so a run
+        # killed here leaves the old file or the new one, whole
+        buf = io.StringIO(newline="")
         if history.columns:
-            history.to_csv(path)  # header + the rows so far (a resumed run)
-        else:
-            path.write_text("")
+            writer = csv.writer(buf)
+            writer.writerow(history.columns)
+            for row in zip(*(history.to_lists()[c] for c in history.columns)):
+                writer.writerow([_fmt(v) for v in row])
+        atomic_write_text(path, buf.getvalue())
         self._fh = open(path, "a", newline="")  # noqa: SIM115 - closed in close()
         self._writer = csv.writer(self._fh)
         self._columns = history.columns

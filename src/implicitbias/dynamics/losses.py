@@ -119,6 +119,25 @@ class Loss:
         p = torch.softmax(out, dim=1)
         return p - F.one_hot(y, out.shape[1]).to(out.dtype)
 
+    def derivative_and_guard(
+        self, out: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        r"""(:meth:`derivative`, the losses when finite outputs do not already make them finite).
+
+        The training loop checks every step that the losses are finite. For the logistic loss
+        (softplus(−q) ≤ |q| + log 2) and the clamped exponential loss, finite outputs prove it,
+        and the guard is None (no extra work); the squared loss ((f − y)² overflows for
+        |f − y| > √max) and cross-entropy (logsumexp(f) − f_y overflows when the logits spread
+        beyond the float range) return their per-example losses, sharing the derivative's work.
+        """
+        if self.name == "squared":
+            r = out - y
+            sq = r * r
+            return 2.0 * r, (sq if sq.ndim == 1 else sq.sum(dim=1))
+        if self.name == "cross_entropy":
+            return self.derivative(out, y), self.values(out, y)
+        return self.derivative(out, y), None
+
     def accuracy(self, out: torch.Tensor, y: torch.Tensor) -> float:
         """Fraction correct; a tie (f = 0, or several maximal logits) counts fractionally.
 
