@@ -22,23 +22,32 @@ from pathlib import Path
 import implicitbias as ib
 
 
+def _fmt(x: object, spec: str = ".4g") -> str:
+    """A recorded number, or ``n/a`` where the run recorded none (non-finite or not reached)."""
+    return "n/a" if x is None else format(x, spec)
+
+
 def report(result: ib.experiments.RunResult) -> None:
     s = result.summary
     print(
-        f"\n== {result.name} ({result.scale}): t* = {s['t_star']:.4g} "
+        f"\n== {result.name} ({result.scale}), status {result.status}: t* = {s['t_star']:.4g} "
         f"({s['t_star_steps']:.3g} GD steps), wall time {result.wall_time:.1f} s"
     )
-    print(f"l2 max-margin test accuracy (kernel regime) = {s['l2_max_margin']['test_acc']:.4f}")
-    print(f"l1 max-margin test accuracy (rich regime)   = {s['l1_max_margin']['test_acc']:.4f}")
-    final = s["final"]
+    for key, label in (("l2_max_margin", "kernel regime"), ("l1_max_margin", "rich regime")):
+        if key in s:
+            print(f"{key} test accuracy ({label}) = {_fmt(s[key]['test_acc'])}")
+    final = s.get("final", {})
     print(
-        f"final: test accuracy = {final['test_acc']:.4f}, cos(w, w1*) = {final['cos_l1']:.4f}, "
-        f"KKT epsilon_rel = {final['kkt_epsilon_rel']:.3g}, t/t* = {final['rescaled_time']:.3g}"
+        f"final: test accuracy = {_fmt(final.get('test_acc'))}, "
+        f"cos(w, w1*) = {_fmt(final.get('cos_l1'))}, "
+        f"KKT epsilon_rel = {_fmt(final.get('kkt_epsilon_rel'), '.3g')}, "
+        f"t/t* = {_fmt(final.get('rescaled_time'), '.3g')}"
     )
     for key, c in s["checks"].items():
-        mark = "PASS" if c["passed"] else "FAIL"
+        mark = c.get("result", "PASS" if c["passed"] else "FAIL")
         print(
-            f"  [{mark}] {key}: {c['value']:.4g} {c['op']} {c['threshold']:g}  ({c['description']})"
+            f"  [{mark}] {key}: {_fmt(c['value'])} {c['op']} {c['threshold']:g}  "
+            f"({c['description']})"
         )
     if "figure" in result.paths:
         print(f"figure: {result.paths['figure']}")

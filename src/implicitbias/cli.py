@@ -4,11 +4,24 @@ Usage::
 
     implicitbias list
     implicitbias reproduce sparse-linear [--scale quick|paper] [--out DIR] [--seed N]
-                                         [--device D] [--method gd|flow] [--no-progress]
+                                         [--device D] [--method gd|flow] [--set KEY=VALUE]
+                                         [--resume] [--no-progress]
+    implicitbias --version
 
-``python -m implicitbias`` is the same program. User errors (an unknown experiment, a bad
-scale, a negative weight decay, α ≤ 0, ...) print a one-line message in argparse's style and
-exit with status 2, without a traceback.
+``python -m implicitbias`` is the same program. Options must be spelled out (no abbreviations).
+
+Exit status:
+
+===  ==========================================================================================
+0    the run completed (its ``checks`` are reported as PASS/FAIL in the summary, not here)
+1    the run ended without completing its training (diverged, or step size too small); the
+     summary says so and reports every check as ``n/a``
+2    a usage or environment error: an unknown experiment, option or setting, a malformed or
+     out-of-range value, an unusable ``--out`` or ``--device``, ``--resume`` with nothing to
+     resume. One line on stderr, and nothing is written: every check runs first
+130  interrupted (Ctrl-C): the partial run lands in ``--out`` with ``summary.json`` status
+     ``interrupted``, every check ``n/a``, and a checkpoint that ``--resume`` continues
+===  ==========================================================================================
 
 References
 ----------
@@ -20,16 +33,41 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
+from implicitbias import __version__
 from implicitbias._errors import ImplicitBiasError
 
 __all__ = ["main", "build_parser"]
 
 _PROG = "implicitbias"
+
+#: Exit statuses.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A usage or environment error, reported on one line with exit status 2."""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _usage_exit(prog: str, message: str) -> NoReturn:
+    print(f"{prog}: error: {_one_line(message)}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (``PROG: error: MESSAGE (see PROG --help)``)."""
+
+    def error(self, message: str) -> NoReturn:
+        _usage_exit(self.prog, f"{message} (see '{self.prog} --help')")
 
 
 def _experiments() -> dict[str, str]:
@@ -38,40 +76,55 @@ def _experiments() -> dict[str, str]:
     return EXPERIMENTS
 
 
-def _parse_set(items: Sequence[str], parser: argparse.ArgumentParser) -> dict[str, Any]:
+def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     """``--set key=value`` pairs; values are Python literals (numbers, strings)."""
     out: dict[str, Any] = {}
     for item in items:
-        if "=" not in item:
-            parser.error(f"argument --set: expected KEY=VALUE, got {item!r}")
-        key, _, raw = item.partition("=")
+        key, eq, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or not key:
+            raise UsageError(f"argument --set: expected KEY=VALUE, got {item!r}")
+        if not key.isidentifier():
+            raise UsageError(f"argument --set: {key!r} is not a setting name (in {item!r})")
+        if key in out:
+            raise UsageError(f"argument --set: {key!r} is given twice")
+        raw = raw.strip()
+        if not raw:
+            raise UsageError(f"argument --set {key}: expected a value, got {item!r}")
         try:
             value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             value = raw
-        out[key.strip().replace("-", "_")] = value
+        out[key] = value
     return out
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     names = list(_experiments())
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=_PROG,
+        allow_abbrev=False,
         description=(
             "Kernel-regime and rich-regime implicit biases of homogeneous networks: reproduce "
             "the grokking experiments of Lyu et al., ICLR 2024 (arXiv:2311.18817)."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{list,reproduce}")
     sub.required = True
-    sub.add_parser("list", help="list the experiments with a one-line description")
+    sub.add_parser(
+        "list", help="list the experiments with a one-line description", allow_abbrev=False
+    )
     rep = sub.add_parser(
         "reproduce",
+        allow_abbrev=False,
         help="run one experiment; write history (CSV + JSON), config, summary and a figure",
         description=(
             "Run one experiment and write history.csv/.json, config.json, summary.json and "
-            "figure.png into --out (default runs/<name>-<scale>)."
+            "figure.png into --out (default runs/<name>-<scale>). The run is written aside and "
+            "replaces --out when it ends; Ctrl-C leaves an interrupted run there that --resume "
+            "continues."
         ),
     )
     rep.add_argument("name", metavar="experiment", help="one of: " + ", ".join(names))
@@ -80,14 +133,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="quick",
         help="quick (CPU-sized default, under a minute) or paper (the paper's settings)",
     )
-    rep.add_argument("--out", default=None, metavar="DIR", help="output folder")
+    rep.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output folder: new, empty, or an earlier run's (replaced when this run ends)",
+    )
     rep.add_argument("--seed", default="0", metavar="N", help="data seed (default 0)")
-    rep.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    rep.add_argument(
+        "--device", default="cpu", help="torch device, e.g. cpu or cuda (checked before the run)"
+    )
     rep.add_argument("--method", default=None, help="gd (fixed-step) or flow (adaptive)")
     rep.add_argument("--threads", default=None, metavar="N", help="torch threads during the run")
-    rep.add_argument("--alpha", default=None, metavar="A", help="override the init scale alpha > 0")
+    rep.add_argument("--alpha", default=None, metavar="A", help="override the init scale alpha > 1")
     rep.add_argument(
-        "--weight-decay", default=None, metavar="L", help="override the weight decay lambda >= 0"
+        "--weight-decay", default=None, metavar="L", help="override the weight decay lambda > 0"
     )
     rep.add_argument(
         "--set",
@@ -96,22 +156,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a setting, e.g. --set alpha=256 --set weight_decay=1e-3",
     )
+    rep.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in --out from its checkpoint (same settings)",
+    )
     rep.add_argument("--no-progress", action="store_true", help="no progress bar or messages")
     rep.add_argument("--no-figure", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
-def _int_arg(
-    parser: argparse.ArgumentParser, name: str, raw: str | None, minimum: int
-) -> int | None:
+def _int_arg(name: str, raw: str | None, minimum: int) -> int | None:
     if raw is None:
         return None
     try:
         value = int(raw)
     except ValueError:
-        parser.error(f"argument {name}: expected an integer, got {raw!r}")
+        raise UsageError(f"argument {name}: expected an integer, got {raw!r}") from None
     if value < minimum:
-        parser.error(f"argument {name}: expected an integer >= {minimum}, got {value}")
+        raise UsageError(f"argument {name}: expected an integer >= {minimum}, got {value}")
     return value
 
 
@@ -135,26 +198,30 @@ def _fmt(x: Any, spec: str = ".4g") -> str:
 
 def _print_summary(res: Any) -> None:
     s = res.summary
-    tr = s.get("training", {})
+    tr = s.get("training", {}) or {}
     print()
-    print(f"== {res.name} ({res.scale}, seed {s.get('seed')}) ==")
+    print(f"== {res.name} ({res.scale}, seed {s.get('seed')}): {s.get('status', 'completed')} ==")
     print(
-        f"wall time: {s['wall_time']:.1f} s (training {_fmt(tr.get('train_wall_time'), '.1f')} s, "
-        f"{tr.get('method')}, {tr.get('grad_evals')} gradient evaluations, "
-        f"{_fmt(tr.get('steps_equivalent'), '.3g')} GD steps equivalent, status {tr.get('status')})"
+        f"wall time: {_fmt(s.get('wall_time'), '.1f')} s (training "
+        f"{_fmt(tr.get('train_wall_time'), '.1f')} s, {tr.get('method')}, "
+        f"{tr.get('grad_evals')} gradient evaluations, "
+        f"{_fmt(tr.get('steps_equivalent'), '.3g')} GD steps equivalent, "
+        f"status {tr.get('status')})"
     )
     print(
-        f"t* = log(alpha)/lambda = {_fmt(s['t_star'])} ({_fmt(s['t_star_steps'], '.4g')} GD steps)"
+        f"t* = log(alpha)/lambda = {_fmt(s.get('t_star'))} "
+        f"({_fmt(s.get('t_star_steps'), '.4g')} GD steps)"
     )
-    for label, value in s.get("baselines", {}).items():
+    for label, value in (s.get("baselines") or {}).items():
         print(f"baseline {label}: {_fmt(value)}")
-    final = s.get("final", {})
-    print("final: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in final.items()))
+    final = s.get("final") or {}
+    if final:
+        print("final: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in final.items()))
     checks = s.get("checks", {})
     if checks:
         print("checks:")
         for c in checks.values():
-            mark = "PASS" if c["passed"] else "FAIL"
+            mark = c.get("result") or ("PASS" if c["passed"] else "FAIL")
             print(
                 f"  [{mark}] {c['description']}: {_fmt(c['value'])} {c['op']} {_fmt(c['threshold'])}"
             )
@@ -163,39 +230,78 @@ def _print_summary(res: Any) -> None:
         print(f"  {key:<13} {path}")
 
 
-def _cmd_reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+#: The option of the command line that sets each argument of ``run``.
+_OPTIONS = {
+    "name": "experiment",
+    "scale": "--scale",
+    "seed": "--seed",
+    "device": "--device",
+    "method": "--method",
+    "threads": "--threads",
+    "out_dir": "--out",
+    "resume": "--resume",
+    "overrides": "--set",
+}
+_ARG_MESSAGE = re.compile(r"^The '(?P<arg>[^']+)' argument of \w+ (?P<rest>must be .*)$", re.S)
+
+
+def _cli_message(message: str, origin: dict[str, str]) -> str:
+    """A library message about an argument of ``run``, in terms of the command's options."""
+    m = _ARG_MESSAGE.match(_one_line(message))
+    if m is None:
+        return message
+    arg = m["arg"]
+    option = origin.get(arg) or _OPTIONS.get(arg) or f"--set {arg}"
+    return f"argument {option} ('{arg}') {m['rest']}"
+
+
+def _validate(args: argparse.Namespace) -> tuple[int, int | None, dict[str, Any], dict[str, str]]:
+    """The seed, threads, overrides and where each override came from; UsageError if bad."""
     from implicitbias.experiments.configs import _ALL_SCALES, SCALES
 
     exps = _experiments()
     if args.name not in exps:
-        parser.error(
+        raise UsageError(
             f"argument experiment: invalid choice: {args.name!r} (choose from "
             + ", ".join(repr(k) for k in exps)
             + ")"
         )
     if args.scale not in _ALL_SCALES:
-        parser.error(
+        raise UsageError(
             f"argument --scale: invalid choice: {args.scale!r} (choose from "
             + ", ".join(repr(k) for k in SCALES)
             + ")"
         )
     if args.method is not None and args.method not in ("gd", "flow"):
-        parser.error(
+        raise UsageError(
             f"argument --method: invalid choice: {args.method!r} (choose from 'gd', 'flow')"
         )
-    seed = _int_arg(parser, "--seed", args.seed, 0)
-    threads = _int_arg(parser, "--threads", args.threads, 1)
-    overrides = _parse_set(args.set, parser)
+    seed = _int_arg("--seed", args.seed, 0)
+    threads = _int_arg("--threads", args.threads, 1)
+    overrides = _parse_set(args.set)
+    origin = {k: f"--set {k}" for k in overrides}
+    if args.method is not None and "method" in overrides:
+        raise UsageError("argument --method: conflicts with --set method=...; give one of them")
     for opt, key, raw in (
         ("--alpha", "alpha", args.alpha),
         ("--weight-decay", "weight_decay", args.weight_decay),
     ):
-        if raw is not None:
-            try:
-                overrides[key] = float(raw)
-            except ValueError:
-                parser.error(f"argument {opt}: expected a number, got {raw!r}")
+        if raw is None:
+            continue
+        if key in overrides:
+            raise UsageError(f"argument {opt}: conflicts with --set {key}=...; give one of them")
+        try:
+            overrides[key] = float(raw)
+        except ValueError:
+            raise UsageError(f"argument {opt}: expected a number, got {raw!r}") from None
+        origin[key] = opt
+    return (0 if seed is None else seed), threads, overrides, origin
 
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    seed, threads, overrides, origin = _validate(args)
+
+    from implicitbias._errors import InvalidArgumentError, InvalidArgumentTypeError
     from implicitbias.experiments.runner import run
 
     quiet = args.no_progress
@@ -205,41 +311,61 @@ def _cmd_reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         if not quiet:
             print(f"[{time.perf_counter() - t0:7.1f} s] {msg}", flush=True)
 
-    res = run(
-        args.name,
-        scale=args.scale,
-        seed=seed if seed is not None else 0,
-        out_dir=args.out,
-        device=args.device,
-        method=args.method,
-        progress=not quiet and sys.stderr.isatty(),
-        overrides=overrides or None,
-        figure=not args.no_figure,
-        threads=threads,
-        log=log,
-    )
+    try:
+        res = run(
+            args.name,
+            scale=args.scale,
+            seed=seed,
+            out_dir=args.out,
+            device=args.device,
+            method=args.method,
+            progress=not quiet and sys.stderr.isatty(),
+            overrides=overrides or None,
+            figure=not args.no_figure,
+            threads=threads,
+            log=log,
+            resume=args.resume,
+        )
+    except (InvalidArgumentError, InvalidArgumentTypeError) as exc:
+        raise UsageError(_cli_message(str(exc), origin)) from None
+    except ImplicitBiasError as exc:
+        print(f"{_PROG} reproduce: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
     _print_summary(res)
-    return 0
+    if res.status == "interrupted":
+        print(
+            f"{_PROG} reproduce: interrupted; the partial run is in {res.out_dir} "
+            "(continue it with the same command and --resume)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    if res.status != "completed":
+        print(
+            f"{_PROG} reproduce: training ended with status {res.status!r}; the checks were "
+            f"not graded (see {res.out_dir / 'summary.json'})",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``implicitbias`` and ``python -m implicitbias``; returns the exit status."""
+    """Entry point of ``implicitbias`` and ``python -m implicitbias``; returns the exit status.
+
+    Usage errors raise ``SystemExit(2)`` after one line on stderr (as argparse does); a run
+    returns 0 (completed), 1 (training did not complete) or 130 (interrupted).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
             return _cmd_list()
-        return _cmd_reproduce(args, parser)
-    except ImplicitBiasError as exc:
-        # A user error found by the library's validation: argparse style, no traceback.
-        msg = str(exc)
-        for old, new in (("argument of run", "option"), ("argument of get_config", "option")):
-            msg = msg.replace(old, new)
-        parser.error(msg)
+        return _cmd_reproduce(args)
+    except UsageError as exc:
+        _usage_exit(f"{_PROG} {args.command}", str(exc))
     except KeyboardInterrupt:
         print(f"{_PROG}: interrupted", file=sys.stderr)
-        return 130
-    return 0  # pragma: no cover
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from implicitbias._validation import fail, fail_type
 from implicitbias.dynamics import History, TrainResult, log_schedule, train
 
 
@@ -109,21 +111,55 @@ def kkt_epsilon_rel(
     return float(report.epsilon_rel)
 
 
+#: An acceptance check before it is measured: (op, threshold, description).
+CheckSpec = tuple[str, float, str]
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b,
+}
+
+
 def check(value: float, op: str, threshold: float, description: str) -> dict[str, Any]:
-    """A measured acceptance check: ``value op threshold``."""
-    ops: dict[str, Callable[[float, float], bool]] = {
-        ">=": lambda a, b: a >= b,
-        "<=": lambda a, b: a <= b,
-        "<": lambda a, b: a < b,
-        ">": lambda a, b: a > b,
-    }
-    ok = bool(np.isfinite(value) and ops[op](value, threshold))
+    """A measured acceptance check: ``value op threshold``.
+
+    ``result`` is ``"PASS"`` or ``"FAIL"`` (a non-finite value fails); :func:`unreached_checks`
+    gives the ``"n/a"`` records of a run that did not get to measure its checks.
+    """
+    ok = bool(np.isfinite(value) and _OPS[op](value, threshold))
     return {
         "description": description,
         "value": None if not np.isfinite(value) else float(value),
         "op": op,
         "threshold": float(threshold),
         "passed": ok,
+        "result": "PASS" if ok else "FAIL",
+    }
+
+
+def measure_checks(specs: Mapping[str, CheckSpec], values: Mapping[str, float]) -> dict[str, Any]:
+    """The checks ``specs`` (name → (op, threshold, description)) at the measured ``values``."""
+    missing = set(specs) ^ set(values)
+    if missing:  # pragma: no cover - a programming error of an experiment
+        raise RuntimeError(f"checks and measured values differ in {sorted(missing)}")
+    return {k: check(float(values[k]), *specs[k]) for k in specs}
+
+
+def unreached_checks(specs: Mapping[str, CheckSpec], reason: str) -> dict[str, Any]:
+    """The records of checks a run did not reach (interrupted, diverged): never a PASS."""
+    return {
+        k: {
+            "description": description,
+            "value": None,
+            "op": op,
+            "threshold": float(threshold),
+            "passed": None,
+            "result": "n/a",
+            "reason": reason,
+        }
+        for k, (op, threshold, description) in specs.items()
     }
 
 
@@ -160,6 +196,24 @@ class Timer:
         return time.perf_counter() - self.t0
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C (or a ``KeyboardInterrupt`` raised by a metrics callback).
+
+    :func:`implicitbias.train` returns an interrupted run instead of raising; the experiments
+    raise this at once instead of measuring a partial run, so that the runner records the run
+    as interrupted (with its partial history and checkpoint) and never grades it.
+
+    Attributes
+    ----------
+    result : TrainResult
+        What training recorded before it stopped.
+    """
+
+    def __init__(self, result: TrainResult) -> None:
+        super().__init__("training interrupted")
+        self.result = result
+
+
 def train_configured(
     model: torch.nn.Module,
     X: torch.Tensor,
@@ -173,23 +227,83 @@ def train_configured(
     history_path: Any,
     progress: bool | None,
     say: Callable[[str], None],
+    checkpoint_path: Any = None,
+    resume: bool = False,
 ) -> TrainResult:
-    """One call of :func:`implicitbias.train` with an experiment config's settings, announced."""
-    say(f"training ({method or cfg.method}) to {cfg.t_max / cfg.lr:.3g} steps-equivalent ...")
-    return train(
+    """One call of :func:`implicitbias.train` with an experiment config's settings, announced.
+
+    With ``checkpoint_path`` the trainer checkpoints the run: after every evaluation for the
+    flow (its evaluations are log-spaced, like its work), every 1% of the horizon for GD (whose
+    work is linear in time), on Ctrl-C and at the end. ``resume`` continues from that file.
+
+    Raises
+    ------
+    RunInterrupted
+        Training was interrupted (the trainer has checkpointed it).
+    """
+    used = method or cfg.method
+    t_max = float(times[-1])
+    if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
+        say(f"resuming ({used}) from {checkpoint_path} ...")
+    else:
+        say(f"training ({used}) to {cfg.t_max / cfg.lr:.3g} steps-equivalent ...")
+    every = t_max / 100.0 if (checkpoint_path is not None and used == "gd") else None
+    res = train(
         model,
         X,
         y,
         loss=loss,
         weight_decay=cfg.weight_decay,
-        method=method or cfg.method,
+        method=used,
         lr=cfg.lr,
-        t_max=float(times[-1]),
+        t_max=t_max,
         eval_times=times,
         metrics=metrics,
         rtol=cfg.rtol,
         atol=cfg.atol,
         history_path=history_path,
+        checkpoint_path=checkpoint_path,
+        checkpoint_every=every,
+        resume=bool(resume and checkpoint_path is not None),
         progress=progress,
         alpha=cfg.alpha,
     )
+    if res.status == "interrupted":
+        raise RunInterrupted(res)
+    return res
+
+
+def check_device(device: Any, func: str) -> str:
+    """The device string, after checking that torch can put a tensor there."""
+    if not isinstance(device, (str, torch.device)):
+        raise fail_type(func, "device", "a torch device such as 'cpu' or 'cuda'", device)
+    text = str(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise fail(func, "device", "a torch device such as 'cpu' or 'cuda'", repr(text)) from exc
+    if dev.type == "meta":
+        raise fail(func, "device", "a device that holds data (not 'meta')", repr(text))
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise fail(
+                func,
+                "device",
+                "an available torch device",
+                repr(text),
+                "CUDA is not available to this torch (torch.cuda.is_available() is False); "
+                "use 'cpu'.",
+            )
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise fail(
+                func, "device", f"a CUDA device of this machine (it has {count})", repr(text)
+            )
+    try:
+        torch.zeros(1, device=dev)
+    except Exception as exc:  # noqa: BLE001 - any failure means the device is not usable
+        reason = " ".join(str(exc).split())[:160]
+        raise fail(
+            func, "device", "an available torch device", repr(text), f"torch: {reason}"
+        ) from exc
+    return text

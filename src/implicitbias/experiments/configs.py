@@ -382,7 +382,11 @@ def get_config(name: str, scale: str = "quick", overrides: Mapping[str, Any] | N
 
 
 def build_config(name: str, scale: str, overrides: Mapping[str, Any] | None, *, func: str) -> Any:
-    """:func:`get_config` with error messages under the caller's name (``run``, the CLI)."""
+    """:func:`get_config` with error messages under the caller's name (``run``, the CLI).
+
+    Every field is validated (type and range), so that a bad setting is refused here, before a
+    run writes anything, and never half-way through a run.
+    """
     check_choice(name, func, "name", tuple(EXPERIMENTS))
     check_choice(scale, func, "scale", _ALL_SCALES)
     cfg = _PRESETS[name][scale]
@@ -390,6 +394,9 @@ def build_config(name: str, scale: str, overrides: Mapping[str, Any] | None, *, 
         raise fail_type(func, "overrides", "a mapping of field names to values", overrides)
     if overrides:
         fields = {f.name for f in dataclasses.fields(cfg)}
+        bad_keys = [k for k in overrides if not isinstance(k, str)]
+        if bad_keys:
+            raise fail_type(func, "overrides", "a mapping with str keys", bad_keys[0])
         unknown = sorted(set(overrides) - fields)
         if unknown:
             raise fail(
@@ -398,19 +405,95 @@ def build_config(name: str, scale: str, overrides: Mapping[str, Any] | None, *, 
                 f"fields of {type(cfg).__name__} ({sorted(fields)})",
                 f"unknown fields {unknown}",
             )
+        values: dict[str, Any] = {}
         for key, value in overrides.items():
             default = getattr(cfg, key)
-            if isinstance(default, bool):
-                continue
             if isinstance(default, int):
-                check_int(value, func, key, minimum=0)
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)  # "d=1e5" on a command line
+                values[key] = check_int(value, func, key)
             elif isinstance(default, float):
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise fail_type(func, key, "a number", value)
-        cfg = dataclasses.replace(cfg, **dict(overrides))
-    check_positive(cfg.alpha, func, "alpha")
-    check_nonnegative(cfg.weight_decay, func, "weight_decay")
-    check_positive(cfg.lr, func, "lr")
-    check_positive(cfg.horizon, func, "horizon")
-    check_choice(cfg.method, func, "method", ("gd", "flow"))
+                values[key] = float(value)
+            else:
+                if not isinstance(value, str):
+                    raise fail_type(func, key, "a string", value)
+                values[key] = value
+        cfg = dataclasses.replace(cfg, **values)
+    _check_fields(cfg, func)
     return cfg
+
+
+#: Smallest value of each integer field.
+_INT_MINIMUM = {
+    "d": 1,
+    "n": 1,
+    "n_test": 1,
+    "k": 1,
+    "num_evals": 2,
+    "kkt_evals": 0,
+    "l1_screen": 0,
+    "p": 2,
+    "width": 1,
+}
+#: Float fields that must be positive and finite (alpha and weight_decay: see below).
+_POSITIVE = ("lr", "horizon", "rtol", "atol")
+#: Fractions, in the open interval (0, 1).
+_FRACTIONS = ("fraction", "train_fraction")
+#: String fields and their choices.
+_CHOICES = {
+    "method": ("gd", "flow"),
+    "dtype": ("float64", "float32"),
+    "task": ("sparse", "large_margin"),
+}
+
+
+def _check_fields(cfg: Any, func: str) -> None:
+    """Range checks of every field of a config (the types are already right)."""
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    alpha = check_positive(cfg.alpha, func, "alpha")
+    if not alpha > 1.0:
+        raise fail(
+            func,
+            "alpha",
+            "> 1 (the transition time t* = log(alpha)/lambda must be positive)",
+            repr(cfg.alpha),
+        )
+    wd = check_nonnegative(cfg.weight_decay, func, "weight_decay")
+    if not wd > 0:
+        raise fail(
+            func,
+            "weight_decay",
+            "> 0 (the transition time t* = log(alpha)/lambda needs lambda > 0)",
+            repr(cfg.weight_decay),
+        )
+    for key in _POSITIVE:
+        check_positive(getattr(cfg, key), func, key)
+    for key, minimum in _INT_MINIMUM.items():
+        if key in fields:
+            check_int(getattr(cfg, key), func, key, minimum=minimum)
+    for key in _FRACTIONS:
+        if key in fields:
+            v = check_positive(getattr(cfg, key), func, key)
+            if not v < 1.0:
+                raise fail(func, key, "in the open interval (0, 1)", repr(getattr(cfg, key)))
+    for key, choices in _CHOICES.items():
+        if key in fields:
+            check_choice(getattr(cfg, key), func, key, choices)
+    if "gamma" in fields:
+        check_nonnegative(cfg.gamma, func, "gamma")
+    if "k" in fields and cfg.k > cfg.d:
+        raise fail(func, "k", f"at most d = {cfg.d}", repr(cfg.k))
+    if "fraction" in fields:
+        _check_split(func, "fraction", cfg.fraction, cfg.d * cfg.d, "observed entries")
+    if "train_fraction" in fields:
+        _check_split(func, "train_fraction", cfg.train_fraction, cfg.p * cfg.p, "training pairs")
+    if not math.isfinite(cfg.t_max):
+        raise fail(func, "horizon", "small enough that horizon * t* is finite", repr(cfg.horizon))
+
+
+def _check_split(func: str, key: str, fraction: float, total: int, what: str) -> None:
+    n_train = int(round(fraction * total))
+    if not 1 <= n_train < total:
+        raise fail(func, key, f"giving between 1 and {total - 1} {what}", repr(fraction))

@@ -20,17 +20,20 @@ Induce Grokking*, ICLR 2024, arXiv:2311.18817, Section 3.1, Figures 1 and 3.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from implicitbias._validation import fail
 from implicitbias.experiments._common import (
+    CheckSpec,
     EvalCounter,
     RunOutput,
     Timer,
-    check,
     kkt_epsilon_rel,
+    measure_checks,
     merge_columns,
     schedule,
     torch_dtype,
@@ -48,14 +51,57 @@ from implicitbias.experiments.data import (
 from implicitbias.models import DiagonalNet
 from implicitbias.rich_regime import l1_max_margin, l2_max_margin
 
-__all__ = ["run_diagonal", "evaluate_linear"]
+__all__ = ["run_diagonal", "evaluate_linear", "check_specs"]
+
+
+class _Snapshots:
+    """The snapshots of w = u² − v² taken at the evaluations, by index in the schedule.
+
+    With a ``path`` each snapshot is also appended to a binary file (an int64 index, then ``d``
+    float32 values), so that a resumed run gets back the snapshots of the evaluations its
+    checkpoint holds; a record cut short by a killed process is ignored.
+    """
+
+    def __init__(self, d: int, path: Any = None, *, resume: bool = False) -> None:
+        self.d = d
+        self.path = None if path is None else Path(path)
+        self.items: dict[int, np.ndarray] = {}
+        if self.path is not None and resume and self.path.exists():
+            raw = self.path.read_bytes()
+            size = 8 + 4 * d
+            for start in range(0, len(raw) - size + 1, size):
+                i = int(np.frombuffer(raw, dtype="<i8", count=1, offset=start)[0])
+                w = np.frombuffer(raw, dtype="<f4", count=d, offset=start + 8)
+                self.items[i] = w.copy()
+
+    def add(self, i: int, w: np.ndarray) -> None:
+        with np.errstate(over="ignore"):  # a diverging run: |w| beyond float32 is inf
+            w32 = np.ascontiguousarray(w, dtype="<f4")
+        self.items[i] = w32
+        if self.path is not None:
+            with open(self.path, "ab") as fh:
+                fh.write(np.int64(i).astype("<i8").tobytes() + w32.tobytes())
+
+    def stack(self, indices: list[int]) -> np.ndarray:
+        missing = [i for i in indices if i not in self.items]
+        if missing:
+            raise fail(
+                "run",
+                "resume",
+                "a run whose saved snapshots cover its checkpoint",
+                f"no snapshot of evaluations {missing[:5]}",
+            )
+        return np.stack([self.items[i] for i in indices]) if indices else np.zeros((0, self.d))
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    if na == 0.0 or nb == 0.0:
+    """cos(a, b), computed on a/max|a| and b/max|b| (no overflow for a diverging run); NaN for a
+    zero or non-finite vector."""
+    sa, sb = float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0))
+    if not (0.0 < sa < math.inf and 0.0 < sb < math.inf):
         return math.nan
-    return float(np.dot(a, b) / (na * nb))
+    a, b = a / sa, b / sb
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def _l1_baseline(X: np.ndarray, y: np.ndarray, *, screen: int) -> tuple[np.ndarray, dict[str, Any]]:
@@ -132,6 +178,9 @@ def run_diagonal(
     progress: bool = False,
     history_path: Any = None,
     log: Any = None,
+    checkpoint_path: Any = None,
+    snapshot_path: Any = None,
+    resume: bool = False,
 ) -> RunOutput:
     """Train the diagonal net of ``cfg`` and measure everything the figure and checks need.
 
@@ -153,6 +202,13 @@ def run_diagonal(
         The trainer's incremental CSV.
     log : callable, optional
         ``log(str)`` for progress messages.
+    checkpoint_path : path, optional
+        The trainer's checkpoint (see :func:`implicitbias.train`).
+    snapshot_path : path, optional
+        File of the snapshots of w taken at the evaluations (what a resumed run needs besides
+        the checkpoint to score the evaluations before the interruption).
+    resume : bool, default False
+        Continue from ``checkpoint_path`` and ``snapshot_path``.
 
     Returns
     -------
@@ -187,12 +243,12 @@ def run_diagonal(
 
     times, kkt_idx = schedule(cfg.t_max, cfg.num_evals, cfg.lr, cfg.kkt_evals, cfg.t_star)
     counter = EvalCounter(times)
-    snapshots: list[np.ndarray] = []
+    snapshots = _Snapshots(cfg.d, snapshot_path, resume=resume)
 
     def metrics(h: Any, t: float) -> dict[str, float]:
         w = h.model.w.detach().to("cpu", torch.float64).numpy()
-        snapshots.append(w.astype(np.float32))
         i = counter.index(t)
+        snapshots.add(i, w)
         eps = math.nan
         if i in kkt_idx and i > 0:
             eps = kkt_epsilon_rel(h, X, y, task="classification", weight_decay=cfg.weight_decay)
@@ -210,6 +266,8 @@ def run_diagonal(
         history_path=history_path,
         progress=progress,
         say=say,
+        checkpoint_path=checkpoint_path,
+        resume=resume,
     )
     hist = res.history
     say(
@@ -217,7 +275,10 @@ def run_diagonal(
         f"{cfg.n_test} test points ..."
     )
     t0 = timer()
-    W = np.stack(snapshots[: len(hist)] + [w2.astype(np.float32), w1.astype(np.float32)])
+    rows = [counter.index(float(t)) for t in hist["t"]] if len(hist) else []
+    W = np.concatenate(
+        [snapshots.stack(rows), w2.astype(np.float32)[None], w1.astype(np.float32)[None]]
+    )
     acc, loss = evaluate_linear(task, cfg.n_test, W)
     t_test = timer() - t0
     l2_acc, l1_acc = float(acc[-2]), float(acc[-1])
@@ -260,6 +321,60 @@ def _kernel_window(hist: Any) -> np.ndarray:
     return window(hist, 0.1, 0.5) & (hist["train_acc"] >= 1.0)
 
 
+_COMMON_SPECS: dict[str, CheckSpec] = {
+    "train_acc_100_at_rescaled_time": (
+        "<=",
+        0.05,
+        "train accuracy reaches 100% early (first time, in units of t*)",
+    ),
+    "kernel_phase_test_acc_vs_l2": (
+        "<=",
+        0.03,
+        "max |test acc − l2 max-margin test acc| over the kernel phase 0.1 ≤ t/t* ≤ 0.5",
+    ),
+    "kernel_phase_cos_l2_min": (
+        ">=",
+        0.95,
+        "min cos(w, w2*) over the kernel phase 0.1 ≤ t/t* ≤ 0.5",
+    ),
+    "kkt_epsilon_rel_drop": (
+        ">=",
+        10.0,
+        "median KKT epsilon_rel over the kernel phase / epsilon_rel at the end",
+    ),
+}
+_SPARSE_SPECS: dict[str, CheckSpec] = {
+    "final_cos_l1": (">=", 0.95, "cos(w, w1*) at the end"),
+    "kernel_phase_test_acc_below_75": (
+        "<",
+        0.75,
+        "max test accuracy up to t*/2 (the jump must be unmistakable)",
+    ),
+    "l1_test_acc": (">=", 0.95, "l1 max-margin test accuracy"),
+    "test_acc_at_2t_star_vs_l1": (
+        ">=",
+        -0.03,
+        "test acc at t = 2t* minus l1 max-margin test acc",
+    ),
+}
+_MISGROKKING_SPECS: dict[str, CheckSpec] = {
+    "kernel_phase_test_acc_high": (">=", 0.9, "median test accuracy over the kernel phase"),
+    "final_test_acc_vs_l1": ("<=", 0.05, "|final test acc − l1 max-margin test acc|"),
+    "test_acc_drop": (
+        ">=",
+        0.2,
+        "kernel-phase test accuracy minus final test accuracy",
+    ),
+}
+
+
+def check_specs(name: str) -> dict[str, CheckSpec]:
+    """The acceptance checks of ``name`` ("sparse-linear" or "misgrokking"): name → (op,
+    threshold, description)."""
+    extra = _SPARSE_SPECS if name == "sparse-linear" else _MISGROKKING_SPECS
+    return {**_COMMON_SPECS, **extra}
+
+
 def _checks(name: str, hist: Any, l2_acc: float, l1_acc: float) -> dict[str, Any]:
     acc = hist["test_acc"]
     r = hist["rescaled_time"]
@@ -272,49 +387,24 @@ def _checks(name: str, hist: Any, l2_acc: float, l1_acc: float) -> dict[str, Any
     eps_ratio = float(np.median(eps_kernel)) / eps_final if eps_kernel.size else math.nan
     dev = float(np.max(np.abs(acc[kw] - l2_acc))) if kw.any() else math.nan
     cos2_min = float(np.min(hist["cos_l2"][kw])) if kw.any() else math.nan
-    out: dict[str, Any] = {
-        "train_acc_100_at_rescaled_time": check(
-            t_fit, "<=", 0.05, "train accuracy reaches 100% early (first time, in units of t*)"
-        ),
-        "kernel_phase_test_acc_vs_l2": check(
-            dev,
-            "<=",
-            0.03,
-            "max |test acc − l2 max-margin test acc| over the kernel phase 0.1 ≤ t/t* ≤ 0.5",
-        ),
-        "kernel_phase_cos_l2_min": check(
-            cos2_min, ">=", 0.95, "min cos(w, w2*) over the kernel phase 0.1 ≤ t/t* ≤ 0.5"
-        ),
-        "kkt_epsilon_rel_drop": check(
-            eps_ratio,
-            ">=",
-            10.0,
-            "median KKT epsilon_rel over the kernel phase / epsilon_rel at the end",
-        ),
+    values: dict[str, float] = {
+        "train_acc_100_at_rescaled_time": t_fit,
+        "kernel_phase_test_acc_vs_l2": dev,
+        "kernel_phase_cos_l2_min": cos2_min,
+        "kkt_epsilon_rel_drop": eps_ratio,
     }
     if name == "sparse-linear":
-        out["final_cos_l1"] = check(float(hist["cos_l1"][-1]), ">=", 0.95, "cos(w, w1*) at the end")
-        acc_half = (
-            float(np.max(acc[window(hist, 0.0, 0.5)])) if window(hist, 0.0, 0.5).any() else math.nan
+        half = window(hist, 0.0, 0.5)
+        values["final_cos_l1"] = float(hist["cos_l1"][-1])
+        values["kernel_phase_test_acc_below_75"] = (
+            float(np.max(acc[half])) if half.any() else math.nan
         )
-        at2 = value_at(hist, "test_acc", 2.0)
-        out["kernel_phase_test_acc_below_75"] = check(
-            acc_half, "<", 0.75, "max test accuracy up to t*/2 (the jump must be unmistakable)"
-        )
-        out["l1_test_acc"] = check(l1_acc, ">=", 0.95, "l1 max-margin test accuracy")
-        out["test_acc_at_2t_star_vs_l1"] = check(
-            at2 - l1_acc, ">=", -0.03, "test acc at t = 2t* minus l1 max-margin test acc"
-        )
+        values["l1_test_acc"] = l1_acc
+        values["test_acc_at_2t_star_vs_l1"] = value_at(hist, "test_acc", 2.0) - l1_acc
     else:
         early = float(np.median(acc[kw])) if kw.any() else math.nan
         final = float(acc[-1])
-        out["kernel_phase_test_acc_high"] = check(
-            early, ">=", 0.9, "median test accuracy over the kernel phase"
-        )
-        out["final_test_acc_vs_l1"] = check(
-            abs(final - l1_acc), "<=", 0.05, "|final test acc − l1 max-margin test acc|"
-        )
-        out["test_acc_drop"] = check(
-            early - final, ">=", 0.2, "kernel-phase test accuracy minus final test accuracy"
-        )
-    return out
+        values["kernel_phase_test_acc_high"] = early
+        values["final_test_acc_vs_l1"] = abs(final - l1_acc)
+        values["test_acc_drop"] = early - final
+    return measure_checks(check_specs(name), values)

@@ -21,11 +21,12 @@ import numpy as np
 import torch
 
 from implicitbias.experiments._common import (
+    CheckSpec,
     EvalCounter,
     RunOutput,
     Timer,
-    check,
     kkt_epsilon_rel,
+    measure_checks,
     schedule,
     torch_dtype,
     train_configured,
@@ -35,7 +36,7 @@ from implicitbias.experiments.configs import CompletionConfig
 from implicitbias.experiments.data import CompletionData, matrix_completion_data
 from implicitbias.models import MatrixFactorization
 
-__all__ = ["run_matrix_completion", "zero_fill_predictor"]
+__all__ = ["run_matrix_completion", "zero_fill_predictor", "check_specs"]
 
 
 def zero_fill_predictor(data: CompletionData) -> np.ndarray:
@@ -78,6 +79,8 @@ def run_matrix_completion(
     progress: bool = False,
     history_path: Any = None,
     log: Any = None,
+    checkpoint_path: Any = None,
+    resume: bool = False,
 ) -> RunOutput:
     """Train the factorization of ``cfg`` and measure test MSE and the distances to both
     regimes' completions (see :func:`implicitbias.experiments.run`)."""
@@ -135,6 +138,8 @@ def run_matrix_completion(
         history_path=history_path,
         progress=progress,
         say=say,
+        checkpoint_path=checkpoint_path,
+        resume=resume,
     )
     hist = res.history
     say(f"  done in {res.wall_time:.1f} s ({res.grad_evals} gradient evaluations)")
@@ -176,6 +181,28 @@ def run_matrix_completion(
     return RunOutput("matrix-completion", hist, summary, baselines, "mse", cfg.t_star, cfg.lr, info)
 
 
+_SPECS: dict[str, CheckSpec] = {
+    "plateau_at_zero_fill": (
+        "<=",
+        0.1,
+        "max |test MSE / zero-fill test MSE − 1| over the kernel phase 0.1 ≤ t/t* ≤ 0.5",
+    ),
+    "test_mse_drop": (">=", 100.0, "kernel-phase (median) test MSE / final test MSE"),
+    "final_dist_nuclear": ("<=", 0.1, "‖W − W_nuc‖_F / ‖W_nuc‖_F at the end"),
+    "theta_sq_matches_nuclear_norm": ("<=", 0.05, "|‖θ‖² / min nuclear norm − 1| at the end"),
+    "kkt_epsilon_rel_drop": (
+        ">=",
+        10.0,
+        "median KKT epsilon_rel over the kernel phase / epsilon_rel at the end",
+    ),
+}
+
+
+def check_specs(name: str = "matrix-completion") -> dict[str, CheckSpec]:
+    """The acceptance checks: name → (op, threshold, description)."""
+    return dict(_SPECS)
+
+
 def _checks(hist: Any, ker_mse: float) -> dict[str, Any]:
     mse = hist["test_mse"]
     kw = window(hist, 0.1, 0.5)
@@ -185,35 +212,11 @@ def _checks(hist: Any, ker_mse: float) -> dict[str, Any]:
     fin = np.isfinite(eps)
     eps_k = eps[kw & fin]
     eps_final = float(eps[fin][-1]) if fin.any() else math.nan
-    return {
-        "plateau_at_zero_fill": check(
-            dev,
-            "<=",
-            0.1,
-            "max |test MSE / zero-fill test MSE − 1| over the kernel phase 0.1 ≤ t/t* ≤ 0.5",
-        ),
-        "test_mse_drop": check(
-            plateau / float(mse[-1]),
-            ">=",
-            100.0,
-            "kernel-phase (median) test MSE / final test MSE",
-        ),
-        "final_dist_nuclear": check(
-            float(hist["dist_nuclear"][-1]),
-            "<=",
-            0.1,
-            "‖W − W_nuc‖_F / ‖W_nuc‖_F at the end",
-        ),
-        "theta_sq_matches_nuclear_norm": check(
-            abs(float(hist["theta_sq_over_nuclear"][-1]) - 1.0),
-            "<=",
-            0.05,
-            "|‖θ‖² / min nuclear norm − 1| at the end",
-        ),
-        "kkt_epsilon_rel_drop": check(
-            float(np.median(eps_k)) / eps_final if eps_k.size else math.nan,
-            ">=",
-            10.0,
-            "median KKT epsilon_rel over the kernel phase / epsilon_rel at the end",
-        ),
+    values = {
+        "plateau_at_zero_fill": dev,
+        "test_mse_drop": plateau / float(mse[-1]),
+        "final_dist_nuclear": float(hist["dist_nuclear"][-1]),
+        "theta_sq_matches_nuclear_norm": abs(float(hist["theta_sq_over_nuclear"][-1]) - 1.0),
+        "kkt_epsilon_rel_drop": float(np.median(eps_k)) / eps_final if eps_k.size else math.nan,
     }
+    return measure_checks(_SPECS, values)

@@ -26,10 +26,11 @@ import numpy as np
 import torch
 
 from implicitbias.experiments._common import (
+    CheckSpec,
     EvalCounter,
     RunOutput,
-    check,
     kkt_epsilon_rel,
+    measure_checks,
     schedule,
     torch_dtype,
     train_configured,
@@ -41,12 +42,32 @@ from implicitbias.experiments.data import modular_addition_data
 from implicitbias.init import scale_init, zero_last_layer
 from implicitbias.models import HomogeneousMLP
 
-__all__ = ["run_modular_addition"]
+__all__ = ["run_modular_addition", "check_specs"]
 
 #: The kernel-phase window ends here (units of t*): test accuracy must still be low.
 _KERNEL_WINDOW_END = 2.0
 #: Times (units of t*) at which the summary reports the test accuracy.
 _REPORT_TIMES = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0)
+
+_SPECS: dict[str, CheckSpec] = {
+    "train_fits_first": ("<=", 1.0, "first time train accuracy is 100% (units of t*)"),
+    "kernel_phase_test_acc_low": (
+        "<=",
+        0.1,
+        f"max test accuracy over 0.1 ≤ t/t* ≤ {_KERNEL_WINDOW_END:g}",
+    ),
+    "delayed_generalization": (
+        ">=",
+        5.0,
+        "first time test accuracy ≥ 90% / first time train accuracy is 100%",
+    ),
+    "final_test_acc": (">=", 0.9, "final test accuracy"),
+}
+
+
+def check_specs(name: str = "modular-addition") -> dict[str, CheckSpec]:
+    """The acceptance checks: name → (op, threshold, description)."""
+    return dict(_SPECS)
 
 
 def run_modular_addition(
@@ -58,6 +79,8 @@ def run_modular_addition(
     progress: bool = False,
     history_path: Any = None,
     log: Any = None,
+    checkpoint_path: Any = None,
+    resume: bool = False,
 ) -> RunOutput:
     """Train the ReLU net of ``cfg`` on modular addition and record train/test accuracy
     (see :func:`implicitbias.experiments.run`)."""
@@ -102,6 +125,8 @@ def run_modular_addition(
         history_path=history_path,
         progress=progress,
         say=say,
+        checkpoint_path=checkpoint_path,
+        resume=resume,
     )
     hist = res.history
     say(f"  done in {res.wall_time:.1f} s ({res.grad_evals} gradient evaluations)")
@@ -133,24 +158,15 @@ def run_modular_addition(
             "theta_norm": float(hist["theta_norm"][-1]),
             "rescaled_time": float(r[-1]),
         },
-        "checks": {
-            "train_fits_first": check(
-                t_fit, "<=", 1.0, "first time train accuracy is 100% (units of t*)"
-            ),
-            "kernel_phase_test_acc_low": check(
-                kernel_max,
-                "<=",
-                0.1,
-                f"max test accuracy over 0.1 ≤ t/t* ≤ {_KERNEL_WINDOW_END:g}",
-            ),
-            "delayed_generalization": check(
-                t_gen / t_fit if fit.size else math.nan,
-                ">=",
-                5.0,
-                "first time test accuracy ≥ 90% / first time train accuracy is 100%",
-            ),
-            "final_test_acc": check(float(test_acc[-1]), ">=", 0.9, "final test accuracy"),
-        },
+        "checks": measure_checks(
+            _SPECS,
+            {
+                "train_fits_first": t_fit,
+                "kernel_phase_test_acc_low": kernel_max,
+                "delayed_generalization": t_gen / t_fit if fit.size else math.nan,
+                "final_test_acc": float(test_acc[-1]),
+            },
+        ),
     }
     info = {
         "method": res.method,

@@ -12,9 +12,17 @@ file                         content
 ``history.json``             the same, as ``{"columns": [...], "data": {...}}``
 ``train_log.csv`` / ``.json``  the trainer's incremental log (readable while running)
 ``config.json``              experiment, scale, seed, method, device, all settings
-``summary.json``             key numbers, baselines, wall times, the acceptance ``checks``
+``summary.json``             status, key numbers, baselines, wall times, the acceptance
+                             ``checks`` (each ``PASS``, ``FAIL`` or ``n/a``)
 ``figure.png``               the three-panel figure (:func:`plot_run`)
+``checkpoint.pt``,           interrupted runs only: the trainer's checkpoint and the
+``snapshots.bin``            experiment's own per-evaluation state, for ``resume=True``
 ===========================  ==========================================================
+
+Every argument is checked before anything is written. The run is written into a fresh
+folder next to the destination and moved into place when it ends (see
+:mod:`implicitbias.experiments._rundir`): a destination holds one run, never the config of
+one beside the history of another.
 
 References
 ----------
@@ -37,8 +45,16 @@ from typing import Any
 
 import torch
 
-from implicitbias._validation import check_choice, check_int
-from implicitbias.experiments._common import RunOutput
+from implicitbias._validation import check_bool, check_choice, check_int, fail, fail_type
+from implicitbias.dynamics import History
+from implicitbias.experiments import _rundir
+from implicitbias.experiments._common import (
+    CheckSpec,
+    RunInterrupted,
+    RunOutput,
+    check_device,
+    unreached_checks,
+)
 from implicitbias.experiments.configs import _ALL_SCALES, EXPERIMENTS, build_config
 
 __all__ = ["run", "RunResult", "list_experiments"]
@@ -59,7 +75,9 @@ class RunResult:
     out_dir : Path
         Where the files were written.
     paths : dict[str, Path]
-        ``history_csv``, ``history_json``, ``config``, ``summary``, ``figure``.
+        ``history_csv``, ``history_json``, ``train_log``, ``config``, ``summary``,
+        ``figure``; ``checkpoint`` for an interrupted run. Files a run did not write (the
+        figure and test columns of an interrupted run) are absent.
     wall_time : float
         End-to-end seconds (data, baselines, training, evaluation, files, figure).
     """
@@ -81,9 +99,15 @@ class RunResult:
         return self.output.history
 
     @property
+    def status(self) -> str:
+        """``"completed"``, ``"interrupted"``, ``"diverged"`` or ``"step_size_too_small"``."""
+        return str(self.output.summary.get("status", "completed"))
+
+    @property
     def passed(self) -> bool:
-        """True when every acceptance check passed."""
-        return all(c["passed"] for c in self.output.summary.get("checks", {}).values())
+        """True when the run completed and every acceptance check passed."""
+        checks = self.output.summary.get("checks", {}).values()
+        return self.status == "completed" and all(c["passed"] is True for c in checks)
 
 
 def list_experiments() -> dict[str, str]:
@@ -105,11 +129,12 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def _dispatch(name: str, cfg: Any, kwargs: dict[str, Any]) -> RunOutput:
+def _dispatch(name: str, cfg: Any, kwargs: dict[str, Any], work: Path) -> RunOutput:
+    kwargs = {**kwargs, "checkpoint_path": work / _rundir.CHECKPOINT}
     if name in ("sparse-linear", "misgrokking"):
         from implicitbias.experiments.diagonal import run_diagonal
 
-        return run_diagonal(cfg, name=name, **kwargs)
+        return run_diagonal(cfg, name=name, snapshot_path=work / _rundir.SNAPSHOTS, **kwargs)
     if name == "matrix-completion":
         from implicitbias.experiments.matrix_completion import run_matrix_completion
 
@@ -117,6 +142,70 @@ def _dispatch(name: str, cfg: Any, kwargs: dict[str, Any]) -> RunOutput:
     from implicitbias.experiments.modular_addition import run_modular_addition
 
     return run_modular_addition(cfg, **kwargs)
+
+
+def check_specs(name: str) -> dict[str, CheckSpec]:
+    """The acceptance checks of experiment ``name``: check name → (op, threshold, description)."""
+    if name in ("sparse-linear", "misgrokking"):
+        from implicitbias.experiments.diagonal import check_specs as specs
+    elif name == "matrix-completion":
+        from implicitbias.experiments.matrix_completion import check_specs as specs
+    else:
+        from implicitbias.experiments.modular_addition import check_specs as specs
+    return specs(name)
+
+
+def _settings_diff(saved: dict[str, Any], record: dict[str, Any]) -> list[str]:
+    keys = ("experiment", "scale", "seed", "method")
+    diff = [f"{k} {saved.get(k)!r} vs {record[k]!r}" for k in keys if saved.get(k) != record[k]]
+    old = saved.get("settings") if isinstance(saved.get("settings"), dict) else {}
+    new = _jsonable(record["settings"])
+    for k in sorted(set(old) | set(new)):
+        if old.get(k) != new.get(k):
+            diff.append(f"{k} {old.get(k)!r} vs {new.get(k)!r}")
+    return diff
+
+
+def _resume_source(dest: Path, record: dict[str, Any], func: str) -> Path:
+    """The interrupted run that ``resume=True`` continues: the most advanced one of ``dest``
+    with this run's settings (experiment, scale, seed, method and every config field)."""
+    found = _rundir.find_resumable(dest)
+    if not found:
+        raise fail(
+            func,
+            "resume",
+            "given only where out_dir holds an interrupted run (or a killed run left its "
+            "partial folder beside it)",
+            f"nothing to resume in {str(dest)!r}",
+            "Run without resume to start afresh.",
+        )
+    for source, saved in found:
+        if not _settings_diff(saved, record):
+            return source
+    source, saved = found[0]
+    raise fail(
+        func,
+        "resume",
+        "given with the settings of the interrupted run it continues",
+        "settings that differ in " + "; ".join(_settings_diff(saved, record)),
+        f"(interrupted run: {str(source)!r}).",
+    )
+
+
+def _config_record(name: str, scale: str, seed: int, device: str, method: str, cfg: Any) -> dict:
+    return {
+        "experiment": name,
+        "scale": scale,
+        "seed": seed,
+        "device": device,
+        "method": method,
+        "settings": dataclasses.asdict(cfg),
+        "t_star": cfg.t_star,
+        "t_star_steps": cfg.t_star / cfg.lr,
+        "steps_equivalent": cfg.t_max / cfg.lr,
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def run(
@@ -132,6 +221,7 @@ def run(
     figure: bool = True,
     threads: int | None = None,
     log: Callable[[str], None] | None = None,
+    resume: bool = False,
 ) -> RunResult:
     r"""Run one of the paper's experiments at a given scale and write its outputs.
 
@@ -156,16 +246,18 @@ def run(
     seed : int, default 0
         Seed of the data.
     out_dir : path, optional
-        Output folder, default ``runs/<name>-<scale>``.
+        Output folder, default ``runs/<name>-<scale>``. It must be new, empty, or the folder
+        of an earlier run, which is replaced as a whole when this run ends (until then it is
+        left intact; see the notes).
     device : str, default "cpu"
-        Torch device for training (e.g. ``"cuda"``).
+        Torch device for training (e.g. ``"cuda"``); checked up front by putting a tensor there.
     method : {"gd", "flow"}, optional
         Fixed-step GD or adaptive gradient flow; default the config's (flow for the diagonal
         and matrix-completion runs).
     progress : bool, default False
         Show the trainer's progress bar.
     overrides : mapping, optional
-        Config fields to replace, e.g. ``{"d": 500}``.
+        Config fields to replace, e.g. ``{"d": 500}``; every field is type- and range-checked.
     figure : bool, default True
         Write ``figure.png``.
     threads : int, optional
@@ -174,10 +266,37 @@ def run(
         measured up to 14× slower than one.
     log : callable, optional
         Called with progress messages.
+    resume : bool, default False
+        Continue the interrupted run of ``out_dir`` (a Ctrl-C'd run, or the partial folder a
+        killed run left beside it) from its checkpoint, with the same settings (checked). The
+        result equals that of an uninterrupted run, apart from wall times.
 
     Returns
     -------
     RunResult
+        ``result.status`` is ``"completed"``, ``"interrupted"`` (Ctrl-C: the run is recorded,
+        not raised), ``"diverged"`` or ``"step_size_too_small"``. Only a completed run grades
+        its checks; the others report every check as ``"n/a"``.
+
+    Raises
+    ------
+    InvalidArgumentError, InvalidArgumentTypeError
+        A bad argument or setting, an unusable device or output folder, or ``resume=True``
+        with nothing (or a run of other settings) to resume. Raised before anything is
+        written.
+
+    Notes
+    -----
+    Files: the run is written into a fresh folder ``.NAME.partial-*`` next to ``out_dir``
+    and replaces ``out_dir`` in one rename when it ends, so ``out_dir`` always holds one whole
+    run. An interrupted run lands too, with ``summary.json`` saying ``"interrupted"``, its
+    partial history and its checkpoint (``checkpoint.pt``, plus ``snapshots.bin`` for the
+    diagonal runs); a run killed outright leaves ``out_dir`` untouched and its partial folder
+    beside it, and both are what ``resume=True`` continues. Checkpoints are written after every
+    evaluation of a flow run and every 1% of the horizon of a GD run; a run that ends deletes
+    them. A run without ``resume`` into a folder that holds an interrupted run starts afresh and
+    replaces it when it ends. A run that raises an error deletes its partial folder and leaves
+    ``out_dir`` as it was.
 
     Examples
     --------
@@ -198,87 +317,154 @@ def run(
     if method is not None:
         check_choice(method, func, "method", ("gd", "flow"))
     cfg = build_config(name, scale, overrides, func=func)
-    try:
-        torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        from implicitbias._validation import fail
-
-        raise fail(func, "device", "a torch device such as 'cpu' or 'cuda'", repr(device)) from exc
-    out = Path(out_dir) if out_dir is not None else Path("runs") / f"{name}-{scale}"
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "history_csv": out / "history.csv",
-        "history_json": out / "history.json",
-        "train_log": out / "train_log.csv",
-        "config": out / "config.json",
-        "summary": out / "summary.json",
-        "figure": out / "figure.png",
-    }
+    device = check_device(device, func)
+    threads = 1 if threads is None else check_int(threads, func, "threads", minimum=1)
+    figure = check_bool(figure, func, "figure")
+    resume = check_bool(resume, func, "resume")
+    if log is not None and not callable(log):
+        raise fail_type(func, "log", "a callable log(str)", log)
+    if out_dir is None:
+        out_dir = Path("runs") / f"{name}-{scale}"
+    dest = _rundir.check_destination(out_dir, func)
     used_method = method or cfg.method
-    config_record = {
-        "experiment": name,
-        "scale": scale,
-        "seed": seed,
-        "device": device,
-        "method": used_method,
-        "settings": dataclasses.asdict(cfg),
-        "t_star": cfg.t_star,
-        "t_star_steps": cfg.t_star / cfg.lr,
-        "steps_equivalent": cfg.t_max / cfg.lr,
-        "versions": {"torch": torch.__version__, "python": platform.python_version()},
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    paths["config"].write_text(json.dumps(_jsonable(config_record), indent=2))
+    record = _config_record(name, scale, seed, device, used_method, cfg)
+    source = _resume_source(dest, record, func) if resume else None
+    if source is not None:
+        record["resumed_from"] = str(source)
 
-    if threads is not None:
-        threads = check_int(threads, func, "threads", minimum=1)
-    else:
-        threads = 1
-    saved_threads = torch.get_num_threads()
-    if log is not None:
-        log(f"{name} at scale {scale!r} (seed {seed}, method {used_method}) -> {out}")
+    # ---- nothing was written up to here
+    say = log or (lambda msg: None)
+    work = _rundir.new_workdir(dest)
     t0 = time.perf_counter()
-    kwargs = {
-        "seed": seed,
-        "device": device,
-        "method": used_method,
-        "progress": progress,
-        "history_path": paths["train_log"],
-        "log": log,
-    }
     try:
-        if threads is not None:
+        if source is not None:
+            _rundir.take_over(source, work)
+        (work / "config.json").write_text(json.dumps(_jsonable(record), indent=2))
+        say(f"{name} at scale {scale!r} (seed {seed}, method {used_method}) -> {dest}")
+        kwargs = {
+            "seed": seed,
+            "device": device,
+            "method": used_method,
+            "progress": progress,
+            "history_path": work / "train_log.csv",
+            "log": log,
+            "resume": source is not None,
+        }
+        saved_threads = torch.get_num_threads()
+        interrupted: KeyboardInterrupt | None = None
+        output: RunOutput | None = None
+        try:
             torch.set_num_threads(threads)
-        output = _dispatch(name, cfg, kwargs)
-    finally:
-        torch.set_num_threads(saved_threads)
+            output = _dispatch(name, cfg, kwargs, work)
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+        finally:
+            torch.set_num_threads(saved_threads)
+        with _rundir.deferred_sigint():
+            if output is not None:
+                title = f"{name} ({scale}, {used_method}, seed {seed})"
+                output = _finish(output, cfg, work, figure=figure, t0=t0, title=title)
+            else:
+                assert interrupted is not None
+                output = _finish_interrupted(name, cfg, work, interrupted, t0=t0)
+            output.summary.update({"experiment": name, "scale": scale, "seed": seed})
+            (work / "summary.json").write_text(json.dumps(_jsonable(output.summary), indent=2))
+            _rundir.land(work, dest)
+    except BaseException:
+        _rundir.discard(work)
+        raise
+    if interrupted is not None:
+        say(f"interrupted; the partial run and its checkpoint are in {dest}")
+    paths = {key: dest / file for key, file in _FILES.items() if (dest / file).exists()}
+    return RunResult(name, scale, cfg, output, dest, paths, output.summary["wall_time"])
 
-    output.history.to_csv(paths["history_csv"])
-    output.history.to_json(paths["history_json"])
+
+_FILES = {
+    "history_csv": "history.csv",
+    "history_json": "history.json",
+    "train_log": "train_log.csv",
+    "config": "config.json",
+    "summary": "summary.json",
+    "figure": "figure.png",
+    "checkpoint": _rundir.CHECKPOINT,
+}
+
+
+def _finish(
+    output: RunOutput, cfg: Any, work: Path, *, figure: bool, t0: float, title: str
+) -> RunOutput:
+    """Write the history, figure and summary of a run that ended (completed or not)."""
+    output.history.to_csv(work / "history.csv")
+    output.history.to_json(work / "history.json")
     if figure:
         from implicitbias.experiments.plotting import plot_run
 
-        wall_so_far = time.perf_counter() - t0
-        plot_run(
-            output,
-            paths["figure"],
-            title=f"{name} ({scale}, {used_method}, seed {seed}): {wall_so_far:.0f} s",
-        )
-    else:
-        paths.pop("figure")
-    wall = time.perf_counter() - t0
+        plot_run(output, work / "figure.png", title=f"{title}: {time.perf_counter() - t0:.0f} s")
+    status = str(output.train_info.get("status", "completed"))
     summary = dict(output.summary)
+    if status != "completed":
+        summary["checks"] = unreached_checks(
+            check_specs(output.name), f"training {status}: the run did not reach its end"
+        )
     summary.update(
         {
-            "experiment": name,
-            "scale": scale,
-            "seed": seed,
-            "wall_time": wall,
+            "status": status,
+            "wall_time": time.perf_counter() - t0,
             "training": output.train_info,
             "baselines": output.baselines,
-            "all_checks_passed": all(c["passed"] for c in summary.get("checks", {}).values()),
+            "all_checks_passed": (
+                all(c["passed"] for c in summary.get("checks", {}).values())
+                if status == "completed"
+                else None
+            ),
         }
     )
-    output = dataclasses.replace(output, summary=summary)
-    paths["summary"].write_text(json.dumps(_jsonable(summary), indent=2))
-    return RunResult(name, scale, cfg, output, out, paths, wall)
+    for name in _rundir.RESUME_FILES:  # a run that ended is not resumed
+        (work / name).unlink(missing_ok=True)
+    return dataclasses.replace(output, summary=summary)
+
+
+def _finish_interrupted(
+    name: str, cfg: Any, work: Path, exc: KeyboardInterrupt, *, t0: float
+) -> RunOutput:
+    """Record an interrupted run: its partial history, ``n/a`` checks, and its checkpoint."""
+    train_info: dict[str, Any] = {}
+    if isinstance(exc, RunInterrupted):
+        res = exc.result
+        history = res.history
+        stage = "training"
+        train_info = {
+            "method": res.method,
+            "status": "interrupted",
+            "grad_evals": res.grad_evals,
+            "steps_equivalent": res.steps_equivalent,
+            "train_wall_time": res.wall_time,
+            "t_final": res.t_final,
+        }
+    elif (work / "train_log.csv").exists():
+        history = History.from_csv(work / "train_log.csv")
+        stage = "training or evaluation"
+    else:
+        history = History()
+        stage = "before training"
+    if len(history):
+        history.to_csv(work / "history.csv")
+        history.to_json(work / "history.json")
+    metric = "mse" if name == "matrix-completion" else "accuracy"
+    summary = {
+        "status": "interrupted",
+        "interrupted_during": stage,
+        "resumable": True,
+        "checkpoint": (work / _rundir.CHECKPOINT).exists(),
+        "t_star": cfg.t_star,
+        "t_star_steps": cfg.t_star / cfg.lr,
+        "wall_time": time.perf_counter() - t0,
+        "training": train_info,
+        "baselines": {},
+        "final": {},
+        "checks": unreached_checks(
+            check_specs(name), "interrupted before the checks were measured"
+        ),
+        "all_checks_passed": None,
+    }
+    return RunOutput(name, history, summary, {}, metric, cfg.t_star, cfg.lr, train_info)
