@@ -128,4 +128,8 @@ def run(quick: bool) -> list[Row]:
 
 
 if __name__ == "__main__":
-    print_rows(run("--quick" in sys.argv))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
+    print_rows(run(parser.parse_args().quick))

@@ -6,9 +6,39 @@ import warnings
 from typing import Any
 
 from implicitbias._errors import SolverError
-from implicitbias._validation import check_cvxpy_solver
+from implicitbias._validation import check_cvxpy_solver, fail
 
-__all__ = ["solve_problem", "check_cvxpy_solver"]
+__all__ = ["solve_problem", "check_cvxpy_solver", "check_solver_cones"]
+
+
+def check_solver_cones(name: str, func: str, cones: tuple[str, ...], what: str) -> None:
+    """Refuse an installed cvxpy solver that cannot handle the problem's cones, naming
+    ``cvxpy_solver`` (cvxpy itself would fail later with "cannot solve this problem").
+
+    ``cones`` are cvxpy constraint class names (``"SOC"``, ``"PowCone3D"``, ``"PSD"``); an LP
+    needs none. If cvxpy's solver tables cannot be read, nothing is checked.
+    """
+    try:
+        from cvxpy.reductions.solvers import defines
+
+        capable = set()
+        for table in (defines.SOLVER_MAP_CONIC, defines.SOLVER_MAP_QP):
+            solver = table.get(name)
+            if solver is None:
+                continue
+            supported = {c.__name__ for c in getattr(solver, "SUPPORTED_CONSTRAINTS", ())}
+            if table is defines.SOLVER_MAP_QP and not cones:
+                capable.add(name)
+            elif all(c in supported or (c == "PSD" and "SvecPSD" in supported) for c in cones):
+                capable.add(name)
+        known = name in defines.SOLVER_MAP_CONIC or name in defines.SOLVER_MAP_QP
+    except Exception:  # pragma: no cover - cvxpy internals moved: let cvxpy decide
+        return
+    if known and name not in capable:
+        raise fail(
+            func, "cvxpy_solver", f"a cvxpy solver that handles {what}", repr(name),
+            "CLARABEL and SCS handle every problem of this package.",
+        )  # fmt: skip
 
 
 def solve_problem(

@@ -15,6 +15,7 @@ from implicitbias._validation import (
     check_same_length,
 )
 from implicitbias.rich_regime._results import InterpolationResult, classify, nonzero_indices
+from implicitbias.rich_regime._scaling import pnorm, pow2_scale, rescaled
 
 __all__ = ["min_l1_interpolation", "min_l2_interpolation"]
 
@@ -28,15 +29,18 @@ def _check(X: Any, y: Any, func: str) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def _lstsq(X: np.ndarray, y: np.ndarray, func: str, rtol: float) -> tuple[np.ndarray, float]:
-    """Minimum-ℓ2 solution of X w = y; InfeasibleError when y is not in range(X)."""
+def _lstsq(
+    X: np.ndarray, y: np.ndarray, func: str, rtol: float, unit: float = 1.0
+) -> tuple[np.ndarray, float]:
+    """Minimum-ℓ2 solution of X w = y; InfeasibleError when y is not in range(X). ``unit``:
+    the scale of the caller's y (for the message only)."""
     w, *_ = np.linalg.lstsq(X, y, rcond=None)
     res = float(np.max(np.abs(X @ w - y)))
     scale = max(float(np.max(np.abs(y))), np.finfo(np.float64).tiny)
     if res > rtol * scale:
         raise InfeasibleError(
             f"{func}: no w satisfies X w = y: the least-squares residual is "
-            f"max_i |<w, x_i> - y_i| = {res:.3g} (relative {res / scale:.3g} > {rtol:.3g}), so y "
+            f"max_i |<w, x_i> - y_i| = {res * unit:.3g} (relative {res / scale:.3g} > {rtol:.3g}), so y "
             f"is not in the range of X (X has {X.shape[0]} rows and rank "
             f"{np.linalg.matrix_rank(X)}). Remove redundant or contradicting examples."
         )
@@ -51,7 +55,9 @@ def min_l2_interpolation(X: Any, y: Any, *, rtol: float = 1e-8) -> Interpolation
         \min_w \|w\|_2 \quad \text{s.t.} \quad X w = y,
 
     solved by :func:`numpy.linalg.lstsq` (``w = X⁺ y``). The dual certificate is
-    ``ν = (X Xᵀ)⁺ y / ‖w‖₂`` (``‖Xᵀν‖₂ = 1``, ``⟨ν, y⟩ = ‖w‖₂``).
+    ``ν = (X Xᵀ)⁺ y / ‖w‖₂`` (``‖Xᵀν‖₂ = 1``, ``⟨ν, y⟩ = ‖w‖₂``). Scale-free: solved for
+    ``(X/s_X, y/s_y)`` (exact powers of two) and mapped back, ``w = (s_y/s_X)·w'``; the
+    certificate is evaluated on the caller's data.
 
     ==========================  ==================================
     math                        argument / field
@@ -91,14 +97,21 @@ def min_l2_interpolation(X: Any, y: Any, *, rtol: float = 1e-8) -> Interpolation
     t0 = time.perf_counter()
     X, y = _check(X, y, func)
     rtol = check_positive(rtol, func, "rtol")
-    w, res = _lstsq(X, y, func, rtol)
-    norm = float(np.linalg.norm(w))
-    if norm > 0:
-        nu, *_ = np.linalg.lstsq(X.T, w / norm, rcond=None)
-        nu_norm = float(np.linalg.norm(X.T @ nu))
-        nu = nu / max(nu_norm, 1.0)
+    sx, sy = pow2_scale(X), pow2_scale(y)
+    Xs, ys = rescaled(X, sx), rescaled(y, sy)  # exact: powers of two
+    w_s, _ = _lstsq(Xs, ys, func, rtol, sy)
+    norm_s = pnorm(w_s, 2.0)
+    if norm_s > 0:
+        nu, *_ = np.linalg.lstsq(Xs.T, w_s / norm_s, rcond=None)
+        nu = nu / max(pnorm(Xs.T @ nu, 2.0), 1.0)
     else:
         nu = np.zeros_like(y)
+    # Map back (X = sx·Xs, y = sy·ys): w = (sy/sx)·w_s, ν = ν_s/sx; certify on the caller's data.
+    w = w_s * (sy / sx)
+    nu = nu / sx
+    res = float(np.max(np.abs(X @ w - y)))
+    norm = pnorm(w, 2.0)
+    nu = nu / max(pnorm(X.T @ nu, 2.0), 1.0)
     dual_obj = float(nu @ y)
     gap = norm - dual_obj
     rel = abs(gap) / norm if norm > 0 else 0.0
@@ -123,6 +136,8 @@ def min_l1_interpolation(
     with dual :math:`\max \langle \nu, y\rangle` s.t. :math:`\|X^\top \nu\|_\infty \le 1`
     (:math:`\nu` free in sign). Solved as an LP in ``w = a − b`` (``a, b ≥ 0``) by HiGHS
     (dual simplex) through :func:`scipy.optimize.linprog`; ``ν`` is the equality marginal.
+    HiGHS' tolerances are absolute, so the LP is solved for ``(X/s_X, y/s_y)`` (exact powers
+    of two) and mapped back; the certificate is evaluated on the caller's data.
 
     ==========================  ==================================
     math                        argument / field
@@ -170,12 +185,16 @@ def min_l1_interpolation(
     X, y = _check(X, y, func)
     tol = check_positive(tol, func, "tol")
     rtol = check_positive(rtol, func, "rtol")
-    _, ls_resid = _lstsq(X, y, func, rtol)
+    # HiGHS' tolerances are absolute: solve for (X/sx, y/sy) (exact powers of two) and map back.
+    sx, sy = pow2_scale(X), pow2_scale(y)
+    Xs, ys = rescaled(X, sx), rescaled(y, sy)
+    _, ls_resid = _lstsq(Xs, ys, func, rtol, sy)
+    ls_resid *= sy
     n, d = X.shape
     res = linprog(
         np.ones(2 * d),
-        A_eq=np.hstack([X, -X]),
-        b_eq=y,
+        A_eq=np.hstack([Xs, -Xs]),
+        b_eq=ys,
         bounds=(0, None),
         method="highs",
         options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
@@ -190,11 +209,11 @@ def min_l1_interpolation(
         )
     if res.status != 0:
         raise SolverError(f"{func}: HiGHS stopped with status {res.status} ({res.message}).")
-    w = res.x[:d] - res.x[d:]
-    nu = np.asarray(res.eqlin.marginals, dtype=np.float64)
+    w = (res.x[:d] - res.x[d:]) * (sy / sx)
+    nu = np.asarray(res.eqlin.marginals, dtype=np.float64) / sx
     cinf = float(np.max(np.abs(X.T @ nu)))
     nu = nu / max(cinf, 1.0)
-    norm = float(np.abs(w).sum())
+    norm = pnorm(w, 1.0)
     dual_obj = float(nu @ y)
     gap = norm - dual_obj
     rel = abs(gap) / norm if norm > 0 else abs(gap)

@@ -7,10 +7,19 @@ All three solve
 whose dual is ``max Σ μ_i s.t. μ ≥ 0, ‖Xᵀ(μ ⊙ y)‖_q ≤ 1`` with ``1/p + 1/q = 1``. Every route
 returns a primal point rescaled to be exactly feasible and multipliers rescaled to be exactly
 dual feasible, so ``norm − Σ μ`` is a certified bound on suboptimality.
+
+Scale-free: ``X → cX`` maps the answer to ``w / c`` (margin ``c·margin``), so every route
+solves for ``X / s`` with ``s`` the power of two nearest to ``max |X_ij|`` (an exact rescaling)
+and maps back; the certificate is evaluated on the caller's ``X``. "Not separable" is said only
+with a verified Farkas certificate (:mod:`._farkas`). Ill-conditioned data (relative ℓ2 margin
+below 1e-3) whose first answer is not certified are re-solved: by the exact nearest-point
+route (ℓ2), by simplex at the data's and at the margin's scale with a linear-algebra polish of
+the vertex (ℓ1), or at the margin's scale (cvxpy).
 """
 
 from __future__ import annotations
 
+import numbers
 import time
 import warnings
 from typing import Any
@@ -18,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import OptimizeWarning, linprog, nnls
 
-from implicitbias._errors import NotSeparableError, SolverError
+from implicitbias._errors import SolverError
 from implicitbias._validation import (
     as_float_array,
     as_pm1_labels,
@@ -29,28 +38,23 @@ from implicitbias._validation import (
     fail,
     fail_type,
 )
-from implicitbias.rich_regime._cvxpy import check_cvxpy_solver, solve_problem
-from implicitbias.rich_regime._results import MaxMarginResult, classify, nonzero_indices
+from implicitbias.rich_regime._certificate import Certificate
+from implicitbias.rich_regime._cvxpy import check_cvxpy_solver
+from implicitbias.rich_regime._farkas import ILL_MARGIN, decide_separable, relative_l2_margin
+from implicitbias.rich_regime._lp_cvxpy import cvxpy_max_margin
+from implicitbias.rich_regime._mm_common import (
+    HIGHS_OPTIONS,
+    HINT,
+    Infeasible,
+    l2_nearest_point,
+    rescalings,
+    vertex_polish_l1,
+    zero_rows,
+)
+from implicitbias.rich_regime._results import MaxMarginResult, nonzero_indices
+from implicitbias.rich_regime._scaling import pow2_scale, rescaled
 
 __all__ = ["l1_max_margin", "l2_max_margin", "lp_max_margin"]
-
-_HIGHS_OPTIONS = {
-    "primal_feasibility_tolerance": 1e-10,
-    "dual_feasibility_tolerance": 1e-10,
-}
-#: Tighter-than-default tolerances for the reference routes (the answer is certified anyway).
-_CVXPY_OPTIONS = {
-    "CLARABEL": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10},
-}
-_HINT = "Try solver='cvxpy' (optionally with another cvxpy_solver) or rescale the data."
-
-
-def _not_separable(func: str, detail: str = "") -> NotSeparableError:
-    return NotSeparableError(
-        f"{func}: the data are not linearly separable by a linear classifier without bias "
-        f"(no w satisfies y_i <w, x_i> >= 1 for all i){detail}. The max-margin problem has no "
-        "solution; check the labels, or use features in which the classes are separable."
-    )
 
 
 def _check_data(X: Any, y: Any, func: str) -> tuple[np.ndarray, np.ndarray]:
@@ -60,123 +64,37 @@ def _check_data(X: Any, y: Any, func: str) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def _dual_exponent(p: float) -> float:
-    if p == 1.0:
-        return np.inf
-    if np.isinf(p):
-        return 1.0
-    return p / (p - 1.0)
-
-
-def _norm(v: np.ndarray, p: float) -> float:
-    return float(np.linalg.norm(v, ord=p))
-
-
-def _finish(
-    X: np.ndarray,
-    y: np.ndarray,
-    w: np.ndarray,
-    mu: np.ndarray,
-    *,
-    p: float,
-    func: str,
-    route: str,
-    tol: float,
-    t0: float,
-    iterations: int,
-    pricing: np.ndarray | None = None,
-) -> MaxMarginResult:
-    """Rescale to exact primal/dual feasibility, certify the gap, build the record."""
-    q = y * (X @ w)
-    qmin = float(q.min())
-    if not qmin > 0:
-        raise SolverError(
-            f"{func}: the {route} route returned a point with min_i y_i <w, x_i> = {qmin:.3g} "
-            f"<= 0, which cannot be rescaled to a feasible one. {_HINT}"
-        )
-    max_violation = max(0.0, 1.0 - qmin)
-    w = w / qmin
-    mu = np.maximum(np.asarray(mu, dtype=np.float64), 0.0)
-    c = X.T @ (mu * y) if pricing is None else pricing
-    cq = _norm(c, _dual_exponent(p))
-    dual_violation = max(0.0, cq - 1.0)
-    if cq > 1.0:
-        mu = mu / cq
-    norm = _norm(w, p)
-    dual_obj = float(mu.sum())
-    gap = norm - dual_obj
-    rel = abs(gap) / norm if norm > 0 else abs(gap)
-    status = classify(func, rel, tol, what=f"{route} route", hint=_HINT)
-    return MaxMarginResult(
-        w=w,
-        margin=1.0 / norm,
-        norm=norm,
-        objective=norm,
-        dual=mu,
-        dual_objective=dual_obj,
-        support=nonzero_indices(mu),
-        active_features=nonzero_indices(w),
-        p=float(p),
-        status=status,
-        solver=route,
-        solve_time=time.perf_counter() - t0,
-        duality_gap=float(gap),
-        relative_gap=float(rel),
-        max_violation=float(max_violation),
-        dual_violation=float(dual_violation),
-        iterations=int(iterations),
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# Separability (exact LP in the range of X; used only when the fast ℓ1 route needs it)
-
-
-def _is_separable(X: np.ndarray, y: np.ndarray) -> bool:
-    """Whether some w has y_i <w, x_i> >= 1 for all i, by an LP over an orthonormal basis
-    of range(X) (r <= min(n, d) free variables)."""
-    U, s, _ = np.linalg.svd(X, full_matrices=False)
-    r = int(np.sum(s > s[0] * max(X.shape) * np.finfo(float).eps)) if s.size and s[0] > 0 else 0
-    if r == 0:
-        return False
-    B = y[:, None] * U[:, :r]
-    res = linprog(
-        np.zeros(r),
-        A_ub=-B,
-        b_ub=-np.ones(len(y)),
-        bounds=(None, None),
-        method="highs",
-        options=_HIGHS_OPTIONS,
-    )
-    if res.status == 2:
-        return False
-    if res.status == 0:
-        return True
-    raise SolverError(f"HiGHS failed on the separability LP: {res.message}. {_HINT}")
+def _check_cvxpy_arg(cvxpy_solver: Any, func: str) -> None:
+    """An unknown ``cvxpy_solver`` is an error on every route, also where cvxpy is not used."""
+    if cvxpy_solver is not None:
+        check_cvxpy_solver(cvxpy_solver, func, "CLARABEL")
 
 
 # ----------------------------------------------------------------------------------------------
 # ℓ1: column generation with HiGHS
 
 
-def _restricted_l1_lp(Z: np.ndarray, func: str) -> tuple[np.ndarray, np.ndarray]:
+def _restricted_l1_lp(
+    Z: np.ndarray, func: str, b: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The LP over the columns of Z by HiGHS simplex, in its dual form (faster on dense data):
-    ``max Σμ s.t. |Zᵀμ| ≤ 1, μ ≥ 0``; ``w`` is read off the row marginals. Returns (w, μ)."""
+    ``max bᵀμ s.t. |Zᵀμ| ≤ 1, μ ≥ 0`` (``b = 1`` by default: the dual of ``Zw ≥ b``); ``w``
+    is read off the row marginals. Returns (w, μ)."""
     n, k = Z.shape
     res = linprog(
-        -np.ones(n),
+        -np.ones(n) if b is None else -b,
         A_ub=np.vstack([Z.T, -Z.T]),
         b_ub=np.ones(2 * k),
         bounds=(0, None),
         method="highs",
-        options=_HIGHS_OPTIONS,
+        options=HIGHS_OPTIONS,
     )
     if res.status in (2, 3):  # dual unbounded <=> primal infeasible
-        raise _not_separable(func, " (HiGHS: the LP is infeasible)")
+        raise Infeasible()
     if res.status != 0:
         raise SolverError(
             f"{func}: HiGHS stopped with status {res.status} ({res.message}) on an LP with "
-            f"{n} examples and {k} features. {_HINT}"
+            f"{n} examples and {k} features. {HINT}"
         )
     marg = np.asarray(res.ineqlin.marginals, dtype=np.float64)
     return marg[k:] - marg[:k], np.asarray(res.x, dtype=np.float64)
@@ -203,12 +121,12 @@ def _restricted_l1_dual_ipm(
             b_ub=np.ones(2 * k),
             bounds=(0, M),
             method="highs-ipm",
-            options={**_HIGHS_OPTIONS, "ipm_optimality_tolerance": 1e-10, "run_crossover": "off"},
+            options={**HIGHS_OPTIONS, "ipm_optimality_tolerance": 1e-10, "run_crossover": "off"},
         )
     if res.status != 0:
         raise SolverError(
             f"{func}: HiGHS (interior point) stopped with status {res.status} ({res.message}) "
-            f"on a restricted LP with {n} examples and {k} features. {_HINT}"
+            f"on a restricted LP with {n} examples and {k} features. {HINT}"
         )
     marg = np.asarray(res.ineqlin.marginals, dtype=np.float64)
     w_S = marg[k:] - marg[:k]
@@ -225,7 +143,7 @@ def _polish_l1(X: np.ndarray, y: np.ndarray, w: np.ndarray, func: str) -> np.nda
         return w
     try:
         v_J, _ = _restricted_l1_lp(y[:, None] * X[:, J], func)
-    except (NotSeparableError, SolverError):
+    except (Infeasible, SolverError):
         return w
     v = np.zeros_like(w)
     v[J] = v_J
@@ -259,6 +177,7 @@ def _l1_colgen(
     in_S[np.argpartition(-score, _L1_START - 1)[:_L1_START]] = True
     batch = max(n, 50)
     M = 1e3 / float(np.max(np.abs(X)))
+    separable = False
     for it in range(1, max_iter + 1):
         S = np.flatnonzero(in_S)
         mu, w_S, s = _restricted_l1_dual_ipm(y[:, None] * X[:, S], M, func)
@@ -273,9 +192,10 @@ def _l1_colgen(
             continue
         if float(s.max()) > 1e-7:
             # Every feature is priced out, yet the elastic LP needs slack: either the penalty
-            # M is too small, or the data are not separable.
-            if not _is_separable(X, y):
-                raise _not_separable(func, " (an exact LP over range(X) is infeasible)")
+            # M is too small, or the data are not separable (decided once, with a certificate).
+            if not separable:
+                decide_separable(X, y, func)
+                separable = True
             M *= 1e3
             continue
         # Polish: a vertex (sparse) solution by simplex on the features the interior solution
@@ -335,11 +255,15 @@ def l1_max_margin(
         which certifies global optimality. An elastic slack keeps the restricted LPs feasible.
         ``"cvxpy"``: the LP written in cvxpy (reference route).
     cvxpy_solver : str, optional
-        Name of an installed cvxpy solver for ``solver="cvxpy"`` (default ``"CLARABEL"``).
+        Name of an installed cvxpy solver for ``solver="cvxpy"`` (default ``"CLARABEL"``); an
+        unknown name is refused on every route.
     tol : float
         Tolerance on the certified relative duality gap (and the pricing tolerance of column
         generation). A gap above ``tol`` but below ``1e-3`` gives status
-        ``"optimal_inaccurate"`` and an :class:`~implicitbias.InaccurateSolutionWarning`.
+        ``"optimal_inaccurate"`` and an :class:`~implicitbias.InaccurateSolutionWarning`. On
+        data with a tiny relative margin, where float64 cannot evaluate the certificate to
+        ``tol`` (each ``y_i⟨w, x_i⟩`` is uncertain by ~``ε·Σ_j |x_ij w_j|``), a gap within that
+        rounding floor counts as optimal.
     max_iter : int
         Maximal number of column-generation rounds.
 
@@ -352,9 +276,25 @@ def l1_max_margin(
     Raises
     ------
     NotSeparableError
-        If no ``w`` satisfies the constraints (the LP is infeasible).
+        If no ``w`` satisfies the constraints, only with a verified Farkas certificate:
+        ``α ≥ 0``, ``Σα = 1``, ``‖Σ_i α_i y_i x_i‖ ≤ 1e-10 · Σ_i α_i ‖x_i‖`` (on at most
+        rank + 1 examples where possible), in the message and on the error's ``.alpha``.
+        Data separable with a relative margin of 1e-8 are solved, not refused.
     SolverError
-        If the solver fails or its answer fails the duality-gap check.
+        If the solver fails or its answer fails the duality-gap check (also when a backend
+        reports "infeasible" on data that are separable).
+    InvalidArgumentError
+        For a bad argument, including an unknown ``cvxpy_solver``.
+
+    Notes
+    -----
+    Scale-free: ``X`` is divided by the power of two nearest to ``max |X_ij|`` (an exact
+    rescaling; data whose largest entry is within ``[1/16, 16]`` are used as given), solved,
+    and the answer mapped back (``w / s``, ``μ / s``); the certificate is evaluated on the
+    caller's ``X``. If the first answer is not certified and the data are ill conditioned
+    (relative ℓ2 margin below 1e-3), the LP is re-solved by simplex in equivalent forms
+    (variable scaled by the margin; rows scaled to unit size) and its vertex recomputed by
+    linear algebra on the support.
 
     Examples
     --------
@@ -377,32 +317,78 @@ def l1_max_margin(
     check_choice(solver, func, "solver", ("auto", "highs", "cvxpy"))
     tol = check_positive(tol, func, "tol")
     max_iter = check_int(max_iter, func, "max_iter", minimum=1)
+    _check_cvxpy_arg(cvxpy_solver, func)
     if solver == "cvxpy":
-        return _lp_cvxpy(X, y, 1.0, func=func, cvxpy_solver=cvxpy_solver, tol=tol, t0=t0)
-    w, mu, c, it = _l1_colgen(X, y, tol=tol, max_iter=max_iter, func=func)
-    return _finish(
-        X, y, w, mu, p=1.0, func=func, route="highs-colgen", tol=tol, t0=t0, iterations=it,
-        pricing=c,
-    )  # fmt: skip
+        return cvxpy_max_margin(X, y, 1.0, func=func, cvxpy_solver=cvxpy_solver, tol=tol, t0=t0)
+    s = pow2_scale(X)
+    Xs = rescaled(X, s)  # exact: s is a power of two
+    cert = Certificate(X, y, 1.0)
+    route = "highs-colgen"
+    it = 0
+    first: Exception | None = None
+    try:
+        w, mu, c, it = _l1_colgen(Xs, y, tol=tol, max_iter=max_iter, func=func)
+        cert.add(w / s, mu / s, pricing=c)
+    except Infeasible:
+        decide_separable(Xs, y, func, " (HiGHS: the LP is infeasible)")  # raises if it is
+        first = SolverError(
+            f"{func}: HiGHS reported the LP infeasible, but the data are separable (the "
+            f"origin is outside conv{{y_i x_i}}). {HINT}"
+        )
+    except SolverError as exc:
+        first = exc
+    if cert.ok(tol):
+        return cert.result(func=func, route=route, tol=tol, t0=t0, iterations=it, hint=HINT)
+    if relative_l2_margin(Xs, y, func) < ILL_MARGIN:
+        _l1_rescue(Xs, y, s, cert, func, tol)
+    if cert.primal is None and first is not None:
+        raise first
+    return cert.result(func=func, route=route, tol=tol, t0=t0, iterations=it, hint=HINT)
+
+
+def _l1_rescue(
+    Xs: np.ndarray, y: np.ndarray, s: float, cert: Certificate, func: str, tol: float
+) -> None:
+    """Ill-conditioned ℓ1 data whose first answer is not certified: polish it, then solve the
+    full LP by simplex in the equivalent forms of :func:`._mm_common.rescalings`; each answer is
+    polished, and every candidate goes to the certificate."""
+    A = y[:, None] * Xs
+
+    def add_polished(w: np.ndarray, mu: np.ndarray) -> None:
+        cert.add(w / s, mu / s)
+        out = vertex_polish_l1(A, w, mu)
+        if out is not None:
+            cert.add(out[0] / s, out[1] / s)
+
+    if cert.primal is not None and cert.dual is not None:
+        add_polished(cert.primal.w * s, cert.dual.mu * s)
+        if cert.ok(tol):
+            return
+    for D, k in rescalings(A, relative_l2_margin(Xs, y, func)):
+        try:
+            w, nu = _restricted_l1_lp((D / k)[:, None] * A, func, D)
+        except (Infeasible, SolverError):
+            continue
+        add_polished(w / k, D * nu / k)
+        if cert.ok(tol):
+            return
 
 
 # ----------------------------------------------------------------------------------------------
 # ℓ2: least-distance programming by NNLS (Lawson & Hanson 1974, ch. 23)
 
 
-def _l2_ldp(X: np.ndarray, y: np.ndarray, func: str) -> tuple[np.ndarray, np.ndarray]:
-    """SVM dual coefficients a >= 0 (w = Xᵀ(a ⊙ y), ‖w‖² = Σ a) via LDP → NNLS."""
-    # The LDP's separability test (1 − Σu > 0, where 1 − Σu = 1/(1 + ‖w‖²)) is not scale-free:
-    # solve for X / s with s = max|X_ij| and map back (w = w'/s, a = a'/s²).
-    s = float(np.max(np.abs(X)))
-    if not s > 0:
-        raise _not_separable(func, " (X is all zeros)")
-    X_orig, X = X, X / s
+def _l2_ldp(X: np.ndarray, y: np.ndarray, func: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """SVM dual coefficients a >= 0 (w = Xᵀ(a ⊙ y), ‖w‖² = Σ a) via LDP → NNLS, for X at unit
+    scale (the caller rescales), and ``1 − Σu = 1/(1 + ‖w‖²)``, which is tiny (and ``a``
+    inaccurate, by cancellation) for tiny margins. Raises :class:`Infeasible` if the LDP
+    says infeasible."""
     n, d = X.shape
     if d > n:
         # w in the row space of X. With X Xᵀ = V Λ Vᵀ, X = B Qᵀ for B = V Λ^{1/2} and some Q
         # with orthonormal columns, so X w = B c for w = Q c: an n-dimensional LDP. (The Gram
-        # matrix costs one BLAS-3 product; a QR of Xᵀ is far slower at d = 10⁵.)
+        # matrix costs one BLAS-3 product; a QR of Xᵀ is far slower at d = 10⁵. It squares the
+        # condition number, which the nearest-point route of ill-conditioned data avoids.)
         lam, V = np.linalg.eigh(X @ X.T)
         keep = lam > lam[-1] * n * np.finfo(np.float64).eps
         G = y[:, None] * (V[:, keep] * np.sqrt(lam[keep]))
@@ -416,13 +402,13 @@ def _l2_ldp(X: np.ndarray, y: np.ndarray, func: str) -> tuple[np.ndarray, np.nda
     if not np.all(np.isfinite(u)) or np.any(u < 0):
         raise SolverError(
             f"{func}: scipy.optimize.nnls returned a non-finite or negative solution to the "
-            f"least-distance problem. {_HINT}"
+            f"least-distance problem. {HINT}"
         )
     denom = 1.0 - float(u.sum())  # = −r_{m+1} = 1/(1 + ‖w‖²); zero means infeasible constraints
-    if not denom > 1e-12:
-        raise _not_separable(func, " (the least-distance problem is infeasible)")
-    a = u / denom / s**2
-    return a, X_orig.T @ (a * y)
+    if not denom > 0.0:
+        raise Infeasible()
+    a = u / denom
+    return a, X.T @ (a * y), denom
 
 
 def l2_max_margin(
@@ -461,9 +447,13 @@ def l2_max_margin(
     solver : {"auto", "nnls", "cvxpy"}
         ``"nnls"`` (the default for ``"auto"``): the problem as a least-distance program solved
         by Lawson–Hanson NNLS (:func:`scipy.optimize.nnls`), in the row space of ``X`` (via the
-        Gram matrix) when ``d > n``. ``"cvxpy"``: an SOCP in cvxpy (reference route).
+        Gram matrix) when ``d > n``; for ill-conditioned data (relative margin below 1e-3) also
+        the exact nearest point of ``conv{y_i x_i}`` (NNLS on a QR reduction, rescaled by the
+        margin) with ``w`` recomputed on the support vectors (route
+        ``"nnls-ldp+nearest-point"``). ``"cvxpy"``: an SOCP in cvxpy (reference route).
     cvxpy_solver : str, optional
-        Installed cvxpy solver for ``solver="cvxpy"`` (default ``"CLARABEL"``).
+        Installed cvxpy solver for ``solver="cvxpy"`` (default ``"CLARABEL"``); an unknown name
+        is refused on every route.
     tol : float
         Tolerance on the certified relative duality gap.
 
@@ -475,7 +465,8 @@ def l2_max_margin(
     Raises
     ------
     NotSeparableError
-        If the data are not linearly separable through the origin.
+        If the data are not linearly separable through the origin (with a Farkas
+        certificate, see :func:`l1_max_margin`).
 
     Examples
     --------
@@ -496,68 +487,56 @@ def l2_max_margin(
     X, y = _check_data(X, y, func)
     check_choice(solver, func, "solver", ("auto", "nnls", "cvxpy"))
     tol = check_positive(tol, func, "tol")
+    _check_cvxpy_arg(cvxpy_solver, func)
     if solver == "cvxpy":
-        return _lp_cvxpy(X, y, 2.0, func=func, cvxpy_solver=cvxpy_solver, tol=tol, t0=t0)
-    a, w = _l2_ldp(X, y, func)
-    nw = float(np.linalg.norm(w))
-    if not nw > 0:
-        raise SolverError(f"{func}: NNLS returned w = 0. {_HINT}")
-    return _finish(
-        X, y, w, a / nw, p=2.0, func=func, route="nnls-ldp", tol=tol, t0=t0, iterations=0
-    )
+        return cvxpy_max_margin(X, y, 2.0, func=func, cvxpy_solver=cvxpy_solver, tol=tol, t0=t0)
+    s = pow2_scale(X)
+    Xs = rescaled(X, s)  # exact: s is a power of two
+    zero_rows(Xs, y, func)
+    cert = Certificate(X, y, 2.0)
+    route = "nnls-ldp"
+    first: Exception | None = None
+    infeasible = False
+    try:
+        a, w, denom = _l2_ldp(Xs, y, func)
+        nw = float(np.linalg.norm(w))
+        if not nw > 0:
+            raise SolverError(f"{func}: NNLS returned w = 0. {HINT}")
+        cert.add(w / s, a / nw / s)
+        if denom < 1e-6:  # margin < 1e-3 at unit scale: a carries ~eps/denom relative error
+            l2_nearest_point(Xs, y, s, cert)
+            route = "nnls-ldp+nearest-point"
+    except Infeasible:
+        infeasible = True
+    except SolverError as exc:
+        first = exc
+    if cert.ok(tol):
+        return cert.result(func=func, route=route, tol=tol, t0=t0, iterations=0, hint=HINT)
+    g = relative_l2_margin(Xs, y, func)  # NotSeparableError with a certificate
+    if infeasible:
+        first = SolverError(
+            f"{func}: the least-distance problem was reported infeasible, but the data are "
+            f"separable (relative l2 margin {g:.3g}). {HINT}"
+        )
+    if infeasible or g < ILL_MARGIN:
+        l2_nearest_point(Xs, y, s, cert)
+        route = "nnls-ldp+nearest-point"
+    if cert.primal is None and first is not None:
+        raise first
+    return cert.result(func=func, route=route, tol=tol, t0=t0, iterations=0, hint=HINT)
 
 
 # ----------------------------------------------------------------------------------------------
-# ℓp through cvxpy
-
-
-def _lp_cvxpy(
-    X: np.ndarray,
-    y: np.ndarray,
-    p: float,
-    *,
-    func: str,
-    cvxpy_solver: str | None,
-    tol: float,
-    t0: float,
-) -> MaxMarginResult:
-    import cvxpy as cp
-
-    name = check_cvxpy_solver(cvxpy_solver, func, "CLARABEL")
-    n, d = X.shape
-    w = cp.Variable(d)
-    if p == 1.0:
-        obj = cp.norm1(w)
-    elif p == 2.0:
-        obj = cp.norm(w, 2)
-    elif np.isinf(p):
-        obj = cp.norm_inf(w)
-    else:
-        obj = cp.pnorm(w, p)
-    cons = [cp.multiply(y, X @ w) >= 1]
-    prob = cp.Problem(cp.Minimize(obj), cons)
-    _, iters = solve_problem(
-        prob,
-        func=func,
-        solver=name,
-        options=_CVXPY_OPTIONS.get(name),
-        infeasible=_not_separable(func, " (cvxpy)"),
-    )
-    if w.value is None or cons[0].dual_value is None:
-        raise SolverError(f"{func}: cvxpy:{name} returned no solution. {_HINT}")
-    mu = np.asarray(cons[0].dual_value, dtype=np.float64).reshape(n)
-    return _finish(
-        X, y, np.asarray(w.value, dtype=np.float64), mu, p=p, func=func, route=f"cvxpy:{name}",
-        tol=tol, t0=t0, iterations=iters,
-    )  # fmt: skip
+# ℓp (cvxpy: _lp_cvxpy.py)
 
 
 def _check_p(p: Any, func: str) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
-        raise fail_type(func, "p", "a number p >= 1 or numpy.inf", p)
+    expect = "a real number p >= 1 or numpy.inf"
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
+        raise fail_type(func, "p", expect, p)
     v = float(p)
     if np.isnan(v) or v < 1.0:
-        raise fail(func, "p", "a number p >= 1 or numpy.inf", repr(p))
+        raise fail(func, "p", expect, repr(p), "p < 1 is not a norm (the problem is not convex).")
     return v
 
 
@@ -594,18 +573,39 @@ def lp_max_margin(
         Labels in {-1, +1}.
     p : float
         The norm, ``p >= 1`` or ``numpy.inf``.
+        Any value in ``[1, ∞]`` works, including ``p`` near 1 (``1.0001``) and very large
+        (``1e6``): ``‖w‖_p ≤ t`` is posed with power cones of real exponent ``1/p``
+        (exact; ``cvxpy.pnorm`` would round ``p`` to a fraction); where that is not certified
+        to ``tol``, the limit problem (ℓ1 for ``p − 1 ≤ 1e-3``, ℓ∞ for ``p ≥ 1e3``) adds
+        candidates, and beyond ``1 + 1e-12`` / ``1e12`` it is solved first (the norms then
+        agree to float64 rounding).
     solver : {"auto", "cvxpy"}
         ``"auto"`` uses :func:`l1_max_margin` for ``p = 1``, :func:`l2_max_margin` for
-        ``p = 2`` and cvxpy otherwise; ``"cvxpy"`` always uses cvxpy (for ``p ∉ {1, 2, ∞}`` a
-        power-cone program).
+        ``p = 2`` and cvxpy otherwise (for ``p = ∞`` on ill-conditioned data whose answer is
+        not certified, also HiGHS simplex on the LP: route ``"cvxpy:CLARABEL+highs-linf"``);
+        ``"cvxpy"`` always uses cvxpy only (for ``p ∉ {1, 2, ∞}`` a power-cone program).
     cvxpy_solver : str, optional
-        Installed cvxpy solver (default ``"CLARABEL"``).
+        Installed cvxpy solver (default ``"CLARABEL"``); an unknown name is refused on every
+        route, and one that cannot handle the problem's cones (e.g. ``"HIGHS"`` for
+        ``p = 3``) where cvxpy is used.
     tol : float
         Tolerance on the certified relative duality gap.
 
     Returns
     -------
     MaxMarginResult
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``p < 1`` or NaN, or ``cvxpy_solver`` is unknown or unsuited.
+    InvalidArgumentTypeError
+        If ``p`` is not a real number (a bool, a string).
+    NotSeparableError
+        If the data are not separable (with a Farkas certificate, see :func:`l1_max_margin`).
+    SolverError
+        If no route produces a certified answer (for example extremely ill-conditioned data
+        on the power-cone route).
 
     Examples
     --------
@@ -626,8 +626,12 @@ def lp_max_margin(
     X, y = _check_data(X, y, func)
     check_choice(solver, func, "solver", ("auto", "cvxpy"))
     tol = check_positive(tol, func, "tol")
+    _check_cvxpy_arg(cvxpy_solver, func)
     if solver == "auto" and p == 1.0:
         return l1_max_margin(X, y, tol=tol)
     if solver == "auto" and p == 2.0:
         return l2_max_margin(X, y, tol=tol)
-    return _lp_cvxpy(X, y, p, func=func, cvxpy_solver=cvxpy_solver, tol=tol, t0=t0)
+    return cvxpy_max_margin(
+        X, y, p, func=func, cvxpy_solver=cvxpy_solver, tol=tol, t0=t0,
+        highs_rescue=solver == "auto",
+    )  # fmt: skip

@@ -20,8 +20,9 @@ from implicitbias._validation import (
     fail,
     fail_type,
 )
-from implicitbias.rich_regime._cvxpy import check_cvxpy_solver, solve_problem
+from implicitbias.rich_regime._cvxpy import check_cvxpy_solver, check_solver_cones, solve_problem
 from implicitbias.rich_regime._results import NuclearNormResult, classify
+from implicitbias.rich_regime._scaling import pow2_scale
 
 __all__ = ["min_nuclear_norm_completion"]
 
@@ -106,7 +107,8 @@ def _entries(
     first[1:] = key[1:] != key[:-1]
     group = np.cumsum(first) - 1
     ref = v[first][group]
-    scale = max(float(np.max(np.abs(v))), 1.0)
+    # relative to the values' own size (scale-free: 1e-14 and 2e-14 disagree as 1 and 2 do)
+    scale = max(float(np.max(np.abs(v))), np.finfo(np.float64).tiny)
     bad = np.abs(v - ref) > 1e-12 * scale
     if np.any(bad):
         k = int(np.flatnonzero(bad)[0])
@@ -237,6 +239,11 @@ def _solve_cvxpy(r, c, m, shape, sym, cvxpy_solver, tol, t0) -> NuclearNormResul
     import cvxpy as cp
 
     name = check_cvxpy_solver(cvxpy_solver, _FUNC, "SCS")
+    check_solver_cones(name, _FUNC, ("PSD",), "semidefinite programs")
+    # Solve for M / s (s an exact power of two; SCS's tolerances are partly absolute) and map
+    # back: the optimal λ does not depend on the scale of M, W scales with it.
+    m_orig, s = m, pow2_scale(m)
+    m = m / s
     d1, d2 = shape
     lam_var = cp.Variable(len(m))
     Yexpr = cp.reshape(_incidence(r, c, shape, sym) @ lam_var, (d1, d2), order="C")
@@ -269,8 +276,9 @@ def _solve_cvxpy(r, c, m, shape, sym, cvxpy_solver, tol, t0) -> NuclearNormResul
         W = -2.0 * np.asarray(duals[0], dtype=np.float64)[:d1, d1:]
     lam = np.asarray(lam_var.value, dtype=np.float64).reshape(-1)
     return _result(
-        W, lam, r, c, m, sym=sym, tol=tol, route=f"cvxpy:{name}", t0=t0, iterations=iters
-    )
+        W * s, lam, r, c, m_orig, sym=sym, tol=tol, route=f"cvxpy:{name}", t0=t0,
+        iterations=iters,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------
@@ -446,7 +454,9 @@ def min_nuclear_norm_completion(
         ``[[I, Y], [Yᵀ, I]] ⪰ 0`` cone). SCS solves the paper's d = 97 table in ~1 s;
         the primal form crawls in SCS.
     cvxpy_solver : str, optional
-        Installed cvxpy solver for the SDP route; default ``"SCS"``, run at
+        Installed cvxpy solver for the SDP route (an unknown name is refused on every route,
+        one without semidefinite cones, e.g. ``"HIGHS"``, where the SDP is solved); default
+        ``"SCS"``, run at
         ``eps_abs = eps_rel = min(1e-6, 1e-2·tol)``. An interior-point solver (CLARABEL)
         factors dense ``d(d+1)/2``-square blocks per cone: memory grows like d⁴.
     tol : float
@@ -486,6 +496,8 @@ def min_nuclear_norm_completion(
     max_iter = check_int(max_iter, _FUNC, "max_iter", minimum=1)
     seed = check_int(seed, _FUNC, "seed")
     r, c, m = _entries(rows, cols, values, shape[0], shape[1], sym)
+    if cvxpy_solver is not None:  # an unknown name is an error on every route
+        check_cvxpy_solver(cvxpy_solver, _FUNC, "SCS")
     if solver == "auto":
         work = 2 * shape[0] ** 3 if sym else (shape[0] + shape[1]) ** 3
         solver = "cvxpy" if work <= 2 * AUTO_SDP_MAX_D**3 else "alm"
