@@ -12,6 +12,10 @@ Side by side in one run, per kernel (linear of rank d < n, RBF) and size n:
   and stops at tol 1e-3); agreement = its geometric margin (no-bias part ``h`` only, with
   its bias) relative to the exact no-bias margin.
 
+* the cost of the up-front PSD check of ``K`` (``implicitbias._psd.check_psd``: a low-rank
+  proof, a Cholesky proof for n <= 2048, a random-submatrix screen above) as a fraction of
+  the whole ``kernel_svm`` call (which includes it).
+
 Both routes run in this process, one after the other, so a loaded machine slows both: read
 the ratios, not the seconds. Ours is the best of 3 runs, cvxpy the best of 2 at n = 1000 and
 a single run at n = 4000 (where it takes minutes). Run ``python benchmarks/bench_kernel_svm.py [--quick]`` (quick: n = 1000 only, < 1 min).
@@ -26,6 +30,8 @@ import numpy as np
 from _common import Row, print_rows, timed
 
 import implicitbias as ib
+from implicitbias._psd import check_psd
+from implicitbias._validation import as_kernel_matrix
 
 
 def _data(kind: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -56,6 +62,19 @@ def run(quick: bool) -> list[Row]:
             K, y = _data(kind, n)
             ours, t_ours = timed(lambda K=K, y=y: ib.kernel_svm(K, y), repeat=3)
             size = f"n={n} {kind} ({ours.support.size} SV)"
+            Km = as_kernel_matrix(K, "kernel_svm")
+            psd, t_psd = timed(lambda Km=Km: check_psd(Km, "kernel_svm", "K"), repeat=3)
+            rows.append(
+                Row(
+                    "kernel_svm PSD check of K",
+                    size,
+                    f"check_psd ({psd.method})",
+                    t_psd,
+                    "kernel_svm (whole call, check included)",
+                    t_ours,
+                    f"check = {t_psd / t_ours:.1%} of the kernel_svm call",
+                )
+            )
             # the faster cvxpy formulation: linear (low rank) -> factor; RBF -> quad_form
             # (measured; the other one is 2-10x slower on these data)
             best = None

@@ -11,6 +11,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from implicitbias._errors import InaccurateSolutionWarning, InfeasibleError, SolverError
+from implicitbias._psd import psd_error, psd_rtol
 from implicitbias._validation import (
     as_float_array,
     as_kernel_matrix,
@@ -79,30 +80,6 @@ class KernelRegressionResult:
         return Kn @ self.coef
 
 
-def _check_psd(w: np.ndarray, Km: np.ndarray) -> None:
-    """Reject a ``K`` with an eigenvalue below ``-tol * max|K|``: not a kernel (Gram) matrix.
-
-    ``tol = max(1e-6, n eps32)`` lets through a PSD kernel rounded to float32: rounding moves
-    every entry by at most ``eps32 max|K| / 2``, so ``K`` by at most ``n eps32 max|K| / 2`` in
-    spectral norm and its eigenvalues by as much (Weyl); twice that leaves room for a kernel
-    accumulated in float32 (measured: about ``4e-7 max|K|`` for n = 1000, where
-    ``tol = 1.2e-4``). A clearly indefinite ``K`` (e.g. a sign error) is far below it.
-    """
-    n = Km.shape[0]
-    scale = float(np.max(np.abs(Km)))
-    tol = max(1e-6, n * float(np.finfo(np.float32).eps))
-    if float(w[0]) < -tol * scale:
-        n_neg = int(np.count_nonzero(w < -tol * scale))
-        raise fail(
-            _FUNC,
-            "K",
-            "a positive semidefinite kernel matrix (a Gram matrix of features)",
-            f"smallest eigenvalue {float(w[0]):.3g} (relative to max|K| = {scale:.3g}: "
-            f"{float(w[0]) / scale:.3g}; {n_neg} of {n} eigenvalues below -{tol:.2g} max|K|)",
-            "Check the sign of K, and that it is a kernel evaluated on the training points.",
-        )
-
-
 def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegressionResult:
     r"""Minimum-norm kernel interpolation (problem K2).
 
@@ -126,13 +103,19 @@ def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegression
     Parameters
     ----------
     K : array_like, shape (n, n)
-        Symmetric positive semidefinite kernel matrix.
+        Symmetric positive semidefinite kernel matrix, checked on every route: symmetric to
+        ``max|K - K^T| <= 1e-8 max|K|``, finite, and ``lambda_min(K) >= -max(1e-6, n eps32) *
+        max_i K_ii`` (``eps32 = 2**-23``: room for a kernel computed in float32). The Cholesky
+        factorization that solves the system proves it; where it fails, the eigenvalues of
+        the pseudo-inverse route decide. Every test is relative, so ``K -> c K`` gives
+        ``coef -> coef / c`` for every ``c > 0``.
     y : array_like, shape (n,) or (n, C)
         Real targets (one column per output).
     rtol : float
         Relative tolerance: eigenvalues below ``rtol * max eigenvalue`` count as zero on the
         pseudo-inverse route, and interpolation must hold to ``max|Kc - y| <= sqrt(rtol) *
-        max(|y|, 1)`` (else :class:`~implicitbias.InfeasibleError`).
+        max|y|`` (relative to the targets, whatever their size; else
+        :class:`~implicitbias.InfeasibleError`).
 
     Returns
     -------
@@ -142,7 +125,8 @@ def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegression
     ------
     InvalidArgumentError
         ``K`` is not positive semidefinite beyond rounding (an eigenvalue below
-        ``-max(1e-6, n eps32) · max|K|``, eps32 the float32 machine epsilon).
+        ``-max(1e-6, n eps32) · max_i K_ii``, eps32 the float32 machine epsilon; the message
+        gives the smallest eigenvalue), not symmetric, or not finite.
     InfeasibleError
         ``y`` is not in the range of ``K`` (singular ``K``): no ``h`` interpolates the data.
     SolverError
@@ -179,8 +163,8 @@ def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegression
     if yv.shape[0] != n:
         raise fail(_FUNC, "y", f"of length {n} (one target per row of K)", f"shape {yv.shape}")
     rtol = check_positive(rtol, _FUNC, "rtol")
-    y_scale = max(float(np.max(np.abs(yv))), 1.0)
-    accept = np.sqrt(rtol) * y_scale
+    y_scale = float(np.max(np.abs(yv)))
+    accept = np.sqrt(rtol) * y_scale  # relative to the targets: y ~ 1e-6 is judged as y ~ 1
 
     coef: np.ndarray | None = None
     solver, status, rank = "cholesky", "optimal", n
@@ -204,7 +188,12 @@ def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegression
         coef = None
     if coef is None:
         w, V = np.linalg.eigh(Km)
-        _check_psd(w, Km)
+        k_scale = max(float(np.max(np.diag(Km))), 0.0)
+        k_tol = psd_rtol(n) * k_scale
+        if float(w[0]) < -k_tol:
+            n_neg = int(np.count_nonzero(w < -k_tol))
+            how = f"computed by eigh; {n_neg} of {n} eigenvalues below the bound"
+            raise psd_error(_FUNC, "K", float(w[0]), k_scale, k_tol, how, 1.0)
         keep = w > rtol * max(float(w[-1]), 0.0)
         rank = int(np.count_nonzero(keep))
         Vk = V[:, keep]
@@ -221,7 +210,9 @@ def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegression
         raise InfeasibleError(
             f"{_FUNC}: y is not in the range of the (singular) kernel matrix K, so no h "
             f"interpolates the data (numerical rank {rank} of {n}; best residual max|Kc - y| = "
-            f"{residual:.3g}). Duplicate inputs with different targets cause this; "
+            f"{residual:.3g}, relative to max|y| = {y_scale:.3g}: {residual / y_scale:.3g} > "
+            f"sqrt(rtol) = {np.sqrt(rtol):.3g}). Duplicate inputs with different targets cause "
+            f"this; "
             f"use kernel ridge regression instead."
         )
     if solver == "pinv":

@@ -22,19 +22,17 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from implicitbias._errors import (
-    InaccurateSolutionWarning,
-    NotSeparableError,
-    SolverError,
-)
+from implicitbias._errors import InaccurateSolutionWarning, SolverError
 from implicitbias._nonneg_qp import SEPARABILITY_FLOOR as _SEPARABILITY_FLOOR
 from implicitbias._nonneg_qp import QPOutcome as _QPOutcome  # noqa: F401  (its result type)
 from implicitbias._nonneg_qp import solve_nonneg_qp as _solve_nonneg_qp
+from implicitbias._psd import check_psd, prove_psd
 from implicitbias._validation import (
     as_float_array,
     as_kernel_matrix,
@@ -45,89 +43,23 @@ from implicitbias._validation import (
     check_positive,
     fail,
 )
+from implicitbias.kernel_regime._svm_dual import (
+    Certificate,
+    certify,
+    cvxpy_nonneg_qp,
+    not_separable_error,
+    separability_certificate,
+    status_from,
+    support_of,
+)
 
 __all__ = ["KernelSVMResult", "kernel_svm"]
 
 _FUNC = "kernel_svm"
 
-# Above `tol`, up to this level, an answer is returned with an InaccurateSolutionWarning.
-_INACCURATE_LEVEL = 1e-5
-
-
-@dataclass(frozen=True)
-class _Certificate:
-    max_violation: float
-    complementarity: float
-    duality_gap: float
-    margin_lower: float
-    margin_upper: float
-
-    @property
-    def kkt_residual(self) -> float:
-        return max(self.max_violation, self.complementarity, self.duality_gap)
-
-
-def _certify(Q: np.ndarray, a: np.ndarray) -> _Certificate:
-    """Optimality figures of a dual point ``a >= 0`` (all dimensionless; inf when unusable)."""
-    if not np.all(np.isfinite(a)) or np.any(a < 0):
-        return _Certificate(np.inf, np.inf, np.inf, 0.0, np.inf)
-    Qa = Q @ a
-    s = float(np.sum(a))
-    quad = float(a @ Qa)
-    if s <= 0 or quad <= 0:
-        return _Certificate(np.inf, np.inf, np.inf, 0.0, np.inf)
-    g = Qa - 1.0
-    max_violation = max(0.0, float(-np.min(g)))
-    complementarity = float(np.max(a * np.abs(g))) / s
-    duality_gap = abs(quad - s) / s
-    margin_lower = max(0.0, float(np.min(Qa)) / np.sqrt(quad))
-    margin_upper = np.sqrt(quad) / s
-    return _Certificate(max_violation, complementarity, duality_gap, margin_lower, margin_upper)
-
-
-def _status_from(cert: _Certificate, tol: float) -> str | None:
-    r = cert.kkt_residual
-    if r <= tol:
-        return "optimal"
-    if r <= max(_INACCURATE_LEVEL, tol):
-        return "optimal_inaccurate"
-    return None
-
-
-def _cvxpy_nonneg_qp(Q: np.ndarray, *, formulation: str, cvxpy_solver: str | None) -> np.ndarray:
-    """Reference route: the same dual through cvxpy (imported lazily).
-
-    ``formulation="quad_form"`` passes ``Q`` as the quadratic term (``psd_wrap`` skips the
-    eigenvalue check); ``"factor"`` writes ``||B^T a||^2`` with ``Q = B B^T`` from an eigen
-    decomposition truncated at the numerical rank (fast when the rank is low).
-    """
-    import cvxpy as cp
-
-    n = Q.shape[0]
-    a = cp.Variable(n, nonneg=True)
-    if formulation == "quad_form":
-        quad = cp.quad_form(a, cp.psd_wrap(Q))
-    else:
-        w, V = np.linalg.eigh(Q)
-        keep = w > max(float(w[-1]), 0.0) * n * np.finfo(float).eps
-        B = V[:, keep] * np.sqrt(w[keep])
-        quad = cp.sum_squares(B.T @ a)
-    prob = cp.Problem(cp.Maximize(cp.sum(a) - 0.5 * quad))
-    solver = cvxpy_solver or "CLARABEL"
-    try:
-        prob.solve(solver=solver)
-    except cp.error.SolverError as exc:
-        raise SolverError(f"{_FUNC}: cvxpy solver {solver} failed: {exc}") from exc
-    if prob.status in ("unbounded", "unbounded_inaccurate"):
-        return np.full(n, np.inf)
-    if a.value is None or prob.status not in ("optimal", "optimal_inaccurate"):
-        raise SolverError(f"{_FUNC}: cvxpy solver {solver} returned status {prob.status!r}")
-    return np.maximum(np.asarray(a.value, dtype=np.float64), 0.0)
-
 
 def _solve_certified(
     Q: np.ndarray,
-    K: np.ndarray,
     *,
     func: str,
     solver: str,
@@ -136,77 +68,75 @@ def _solve_certified(
     cvxpy_solver: str | None,
     cvxpy_formulation: str,
     radius: float,
-) -> tuple[np.ndarray, _Certificate, str, str, int, str]:
+    prove: Callable[[], None],
+    what: str = "y_i phi(x_i)",
+) -> tuple[np.ndarray, Certificate, str, str, int, str]:
     """Solve min_{a>=0} ½aᵀQa − 1ᵀa by the chosen routes in turn; return the first certified answer.
 
-    Shared by :func:`kernel_svm` and :func:`multiclass_kernel_svm`. Raises
-    :class:`NotSeparableError` on a certified infeasible primal, a clear ``ValueError`` when the
-    kernel ``K`` turns out not to be positive semidefinite, and :class:`SolverError` when no
-    route passes the checks. Returns ``(a, certificate, status, solver name, iterations, route)``.
+    ``Q`` is normalized (``max_i Q_ii = 1``); ``radius`` is the feature radius in the user's
+    units (for messages). Shared by :func:`kernel_svm` and :func:`multiclass_kernel_svm`.
+    Raises :class:`NotSeparableError` only with a certificate (see
+    :mod:`implicitbias.kernel_regime._svm_dual`), the kernel's ``InvalidArgumentError`` when
+    ``prove()`` (a factorization, run before any error is reported) finds it indefinite, and
+    :class:`SolverError` when no route passes the checks. Returns ``(a, certificate, status,
+    solver name, iterations, route)``.
     """
     routes = ["active-set", "cvxpy"] if solver in ("auto", "active-set") else ["cvxpy"]
     if not fallback:
         routes = routes[:1]
     failures: list[str] = []
+
+    def not_separable(hint: np.ndarray | None, name: str, why: str) -> None:
+        """Raise NotSeparableError when a certificate exists; else record the failure."""
+        found = separability_certificate(Q, hint)
+        if found is not None:
+            prove()  # the certificate means "sum a_i z_i = 0" only for a PSD kernel
+            raise not_separable_error(func, found[0], found[1], radius, what=what)
+        failures.append(f"{name}: {why}, but no certificate of non-separability exists")
+
     for k, route in enumerate(routes):
         n_iter = 0
         if route == "active-set":
             try:
                 out = _solve_nonneg_qp(Q, tol=tol, func=func)
             except SolverError as exc:
-                _check_psd(K, func, exc)
+                prove()
                 failures.append(f"active-set: {exc}")
                 continue
             a, n_iter = out.a, out.n_iter
             name = "active-set"
             if getattr(out, "diverged", False):
-                cert = _certify(Q, a)
-                raise NotSeparableError(_not_separable_message(func, cert.margin_upper, radius))
+                not_separable(a, name, "the dual diverged")
+                continue
         else:
-            a = _cvxpy_nonneg_qp(Q, formulation=cvxpy_formulation, cvxpy_solver=cvxpy_solver)
+            sol = cvxpy_nonneg_qp(
+                Q, func=func, formulation=cvxpy_formulation, cvxpy_solver=cvxpy_solver
+            )
             name = f"cvxpy:{cvxpy_solver or 'CLARABEL'}" + (" (fallback)" if k > 0 else "")
-            if np.all(np.isinf(a)):  # cvxpy reported the dual unbounded
-                raise NotSeparableError(_not_separable_message(func, 0.0, radius))
-        cert = _certify(Q, a)
-        if np.all(np.isfinite(a)) and cert.margin_upper <= _SEPARABILITY_FLOOR * radius:
-            raise NotSeparableError(_not_separable_message(func, cert.margin_upper, radius))
-        status = _status_from(cert, tol)
+            if sol is None:  # cvxpy reported the dual unbounded
+                not_separable(None, name, "cvxpy reported the dual unbounded")
+                continue
+            a = sol
+        cert = certify(Q, a)
+        if np.all(np.isfinite(a)) and cert.margin_upper <= _SEPARABILITY_FLOOR:
+            not_separable(a, name, f"margin upper bound {cert.margin_upper:.3g}")
+            continue
+        status = status_from(cert, tol)
         if status is None:
             failures.append(f"{name}: KKT residual {cert.kkt_residual:.3g}")
             continue
         if status == "optimal_inaccurate":
+            scale = radius  # margins in the user's units: normalized margin x radius
             warnings.warn(
                 f"{func}: the {name} answer satisfies the optimality checks only to "
                 f"{cert.kkt_residual:.3g} (tol {tol:.3g}); margin bounds "
-                f"[{cert.margin_lower:.10g}, {cert.margin_upper:.10g}].",
+                f"[{cert.margin_lower * scale:.10g}, {cert.margin_upper * scale:.10g}].",
                 InaccurateSolutionWarning,
                 stacklevel=3,
             )
         return a, cert, status, name, n_iter, route
+    prove()
     raise SolverError(f"{func}: no route passed the optimality checks ({'; '.join(failures)}).")
-
-
-def _check_psd(K: np.ndarray, func: str, cause: Exception) -> None:
-    """After a solver failure: say so plainly when the kernel is not positive semidefinite."""
-    lam_min = float(np.linalg.eigvalsh(K)[0])
-    scale = max(float(np.max(np.abs(K))), 1e-300)
-    if lam_min < -1e-8 * scale * K.shape[0]:
-        raise fail(
-            func,
-            "K" if func == "kernel_svm" else "K_full",
-            "a positive semidefinite kernel matrix",
-            f"a matrix with smallest eigenvalue {lam_min:.3g}",
-        ) from cause
-
-
-def _not_separable_message(func: str, bound: float, radius: float) -> str:
-    return (
-        f"{func}: the data are not separable in the kernel's feature space: some non-negative "
-        f"combination of the signed feature vectors y_i phi(x_i) vanishes, so no h satisfies "
-        f"all margin constraints (certified margin upper bound {bound:.3g} vs feature radius "
-        f"{radius:.3g}). Check for duplicate inputs with opposite labels or a rank-deficient "
-        f"kernel; a soft-margin SVM is the usual remedy."
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,7 +261,17 @@ def kernel_svm(
     Parameters
     ----------
     K : array_like, shape (n, n)
-        Symmetric positive semidefinite kernel (Gram) matrix of the training points.
+        Symmetric positive semidefinite kernel (Gram) matrix of the training points. Checked
+        up front, on every route: symmetric to ``max|K - K^T| <= 1e-8 max|K|``, finite, and
+        ``lambda_min(K) >= -max(1e-6, n eps32) * max_i K_ii`` (``eps32 = 2**-23``: room for a
+        kernel computed in float32). For ``n <= 2048`` the last is proved, by a pivoted
+        Cholesky factorization when ``K`` has numerical rank <= 32, else by a Cholesky
+        factorization of ``K + tau I``; above, a factorization would cost as much as the
+        solve, so ``K`` is screened (negative diagonal, a random principal 1024 x 1024
+        submatrix) and the factorization runs only before an error (including "not
+        separable") is reported. See :mod:`implicitbias._psd`. The problem is invariant
+        under ``K -> c K`` (``dual`` scales as ``1/c``, ``margin`` as ``sqrt(c)``); it is solved
+        on ``K / max_i K_ii`` and mapped back, so every scale gives the same digits.
     y : array_like, shape (n,)
         Labels in {-1, +1} ({0, 1} labels are refused, not converted).
     solver : {"auto", "active-set", "cvxpy"}
@@ -343,7 +283,8 @@ def kernel_svm(
         Certificate tolerance: the answer is ``"optimal"`` when primal violation, relative
         complementary slackness and relative duality gap are all ``<= tol``.
     cvxpy_solver : str, optional
-        Solver for the cvxpy route (default CLARABEL).
+        Solver for the cvxpy route (default CLARABEL): an installed cvxpy solver that handles
+        quadratic programs. Checked on every route, also when the cvxpy route is not taken.
     cvxpy_formulation : {"quad_form", "factor"}
         How the cvxpy route writes ``a^T Q a``: ``quad_form`` with ``psd_wrap`` or
         ``sum_squares`` of an eigen-factor of ``Q`` truncated at its numerical rank.
@@ -356,9 +297,16 @@ def kernel_svm(
 
     Raises
     ------
+    InvalidArgumentError
+        A bad argument, including a ``K`` that is not symmetric positive semidefinite to the
+        tolerance above (the message gives its smallest eigenvalue, or an upper bound on it)
+        and a ``cvxpy_solver`` that is not an installed QP-capable cvxpy solver.
     NotSeparableError
-        The data are not separable in the kernel's feature space (certified: a non-negative
-        ``a`` with ``sum(a) = 1`` and ``a^T Q a`` numerically zero).
+        The data are not separable in the kernel's feature space, with a certificate:
+        ``error.certificate`` is an ``a >= 0`` with ``sum(a) = 1`` and
+        ``||sum_i a_i y_i phi(x_i)|| = sqrt(a^T Q a) = error.certificate_norm <= 1e-7 *
+        error.radius`` (``radius = sqrt(max_i K_ii)``): no ``h`` has a margin above ``1e-7`` of
+        the feature radius. Raised only after ``K`` is proved PSD.
     SolverError
         No route produced an answer that passes the optimality checks.
 
@@ -397,21 +345,23 @@ def kernel_svm(
     tol = check_positive(tol, _FUNC, "tol")
     fallback = check_bool(fallback, _FUNC, "fallback")
     if cvxpy_solver is not None:
-        cvxpy_solver = check_cvxpy_solver(cvxpy_solver, _FUNC, "CLARABEL")
-    if np.any(np.diag(Km) < 0):
-        raise fail(
-            _FUNC, "K", "positive semidefinite (non-negative diagonal)", "a negative diagonal entry"
-        )
+        cvxpy_solver = check_cvxpy_solver(cvxpy_solver, _FUNC, "CLARABEL", problem="qp")
+    psd = check_psd(Km, _FUNC, "K")
+    scale = psd.scale  # max_i K_ii = radius^2
+    radius = float(np.sqrt(scale))
+    if scale == 0.0:  # K = 0 (a PSD K with zero diagonal): every feature vector is 0
+        raise not_separable_error(_FUNC, np.eye(1, n).ravel(), 0.0, 0.0)
 
-    Q = Km * yv[:, None]  # Q = (y y^T) * K with one n x n temporary
+    # Q = (y y^T) * K / max_i K_ii, in place in our own copy of K (no n x n temporary)
+    Q = Km
+    Q *= (yv / scale)[:, None]
     Q *= yv[None, :]
-    radius = float(np.sqrt(max(float(np.max(np.diag(Km))), 0.0)))
-    if radius == 0.0:
-        raise NotSeparableError(_not_separable_message(_FUNC, 0.0, 0.0))
+
+    def prove() -> None:
+        prove_psd(Q, _FUNC, "K", psd, unit=scale)
 
     a, cert, status, name, n_iter, route = _solve_certified(
         Q,
-        Km,
         func=_FUNC,
         solver=solver,
         tol=tol,
@@ -419,42 +369,28 @@ def kernel_svm(
         cvxpy_solver=cvxpy_solver,
         cvxpy_formulation=cvxpy_formulation,
         radius=radius,
+        prove=prove,
     )
-    s = float(np.sum(a))
-    quad = float(a @ (Q @ a))
-    norm = float(np.sqrt(quad))
+    support = np.flatnonzero(a > 0) if route == "active-set" else support_of(a, Q)
+    s_n = float(np.sum(a))
+    norm_n = cert.margin_upper * s_n  # sqrt(a^T Q a), as certify computed it
+    dual = a / scale  # back to the user's K: dual ~ 1/c, norm ~ 1/sqrt(c), margin ~ sqrt(c)
+    norm = norm_n / radius
     return KernelSVMResult(
-        dual=a,
-        coef=a * yv,
+        dual=dual,
+        coef=dual * yv,
         margin=1.0 / norm,
         norm=norm,
-        objective=0.5 * s,
-        support=np.flatnonzero(a > 0) if route == "active-set" else _support_of(a, Q),
+        objective=0.5 * s_n / scale,
+        support=support,
         status=status,
         solver=name,
         solve_time=time.perf_counter() - t0,
         max_violation=cert.max_violation,
         kkt_residual=cert.kkt_residual,
         duality_gap=cert.duality_gap,
-        margin_lower=cert.margin_lower,
-        margin_upper=cert.margin_upper,
+        margin_lower=cert.margin_lower * radius,
+        margin_upper=cert.margin_upper * radius,
         n_iter=n_iter,
         _n=n,
     )
-
-
-def _support_of(a: np.ndarray, Q: np.ndarray) -> np.ndarray:
-    """Support of an interior-point answer, where no multiplier is exactly zero.
-
-    Interior-point iterates keep ``a_i * slack_i`` small but positive, so neither a multiplier
-    threshold nor a slack threshold alone reads the support reliably (multipliers of inactive
-    constraints decay only like gap / slack; slacks of active ones like gap / a_i). The
-    scale-free strict-complementarity split is: ``i`` is a support index when its normalized
-    multiplier ``a_i / max(a)`` exceeds its slack ``(Qa)_i - 1`` (and ``1e-9``).
-    """
-    top = float(np.max(a)) if a.size else 0.0
-    if top <= 0:
-        return np.zeros(0, dtype=np.intp)
-    slack = Q @ a - 1.0
-    rel = a / top
-    return np.flatnonzero((rel > np.maximum(slack, 0.0)) & (rel > 1e-9))

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from implicitbias._errors import NotSeparableError
+from implicitbias._psd import check_psd, prove_psd
 from implicitbias._validation import (
     as_class_labels,
     as_float_array,
@@ -20,15 +21,13 @@ from implicitbias._validation import (
     check_positive,
     fail,
 )
-from implicitbias.kernel_regime.kernel_svm import (
-    _not_separable_message,
-    _solve_certified,
-    _support_of,
-)
+from implicitbias.kernel_regime._svm_dual import not_separable_error, support_of
+from implicitbias.kernel_regime.kernel_svm import _solve_certified
 
 __all__ = ["MulticlassKernelSVMResult", "multiclass_kernel_svm"]
 
 _FUNC = "multiclass_kernel_svm"
+_PAIR = "(phi_{y_i}(x_i) - phi_j(x_i))"
 
 
 @dataclass(frozen=True)
@@ -141,6 +140,11 @@ def multiclass_kernel_svm(
     ----------
     K_full : array_like, shape (n*C, n*C)
         Symmetric PSD multi-output kernel, ``K_full[i*C + a, j*C + b] = <phi_a(x_i), phi_b(x_j)>``.
+        Checked up front on every route exactly as ``K`` in :func:`~implicitbias.kernel_svm`
+        (``lambda_min >= -max(1e-6, N eps32) max_i K_ii`` with ``N = n*C``; proved by a
+        factorization for ``N <= 2048``, screened above). The answer is invariant
+        under ``K_full -> c K_full`` (``dual ~ 1/c``, ``margin ~ sqrt(c)``): the dual is solved
+        with its matrix normalized to unit diagonal maximum and mapped back.
     y : array_like of int, shape (n,)
         Class labels in {0, ..., C-1}.
     n_classes : int, optional
@@ -150,7 +154,8 @@ def multiclass_kernel_svm(
     tol : float
         Certificate tolerance (primal violation, relative slackness, relative duality gap).
     cvxpy_solver : str, optional
-        Solver for the cvxpy route (default CLARABEL).
+        Solver for the cvxpy route (default CLARABEL): an installed QP-capable cvxpy solver,
+        checked on every route.
     fallback : bool
         Retry with cvxpy when the active-set answer fails its certificate.
 
@@ -160,8 +165,15 @@ def multiclass_kernel_svm(
 
     Raises
     ------
+    InvalidArgumentError
+        A bad argument, including a ``K_full`` that is not symmetric PSD to the tolerance above
+        (the message gives its smallest eigenvalue or an upper bound on it).
     NotSeparableError
-        No ``h`` satisfies all pair constraints (e.g. duplicate inputs with different labels).
+        No ``h`` satisfies all pair constraints (e.g. duplicate inputs with different labels),
+        with a certificate: ``error.certificate`` (shape (n, C), zero at ``(i, y_i)``) is an
+        ``a >= 0`` with ``sum(a) = 1`` and ``||sum_ij a_ij (phi_{y_i}(x_i) - phi_j(x_i))|| =
+        error.certificate_norm <= 1e-7 * error.radius``, ``radius`` the largest norm of a
+        pair feature.
     SolverError
         No route produced an answer that passes the optimality checks.
 
@@ -213,7 +225,8 @@ def multiclass_kernel_svm(
     tol = check_positive(tol, _FUNC, "tol")
     fallback = check_bool(fallback, _FUNC, "fallback")
     if cvxpy_solver is not None:
-        cvxpy_solver = check_cvxpy_solver(cvxpy_solver, _FUNC, "CLARABEL")
+        cvxpy_solver = check_cvxpy_solver(cvxpy_solver, _FUNC, "CLARABEL", problem="qp")
+    psd = check_psd(Kf, _FUNC, "K_full")
 
     # pairs p = (i, j), j != y_i, in row-major order of (i, j)
     mask = np.ones((n, C), dtype=bool)
@@ -223,34 +236,54 @@ def multiclass_kernel_svm(
     rj = pi * C + pj
     M = Kf[np.ix_(ry, ry)] - Kf[np.ix_(ry, rj)] - Kf[np.ix_(rj, ry)] + Kf[np.ix_(rj, rj)]
     M = 0.5 * (M + M.T)
-    radius = float(np.sqrt(max(float(np.max(np.diag(M))), 0.0)))
-    if radius == 0.0:
-        raise NotSeparableError(_not_separable_message(_FUNC, 0.0, 0.0))
+    scale = max(float(np.max(np.diag(M))), 0.0)  # squared radius of the pair features
+    radius = float(np.sqrt(scale))
 
-    a, cert, status, name, n_iter, route = _solve_certified(
-        M,
-        Kf,
-        func=_FUNC,
-        solver=solver,
-        tol=tol,
-        fallback=fallback,
-        cvxpy_solver=cvxpy_solver,
-        cvxpy_formulation="quad_form",
-        radius=radius,
-    )
+    def certificate_shape(a: np.ndarray) -> np.ndarray:
+        out = np.zeros((n, C))
+        out[pi, pj] = a
+        return out
+
+    if scale == 0.0:  # every pair feature phi_{y_i}(x_i) - phi_j(x_i) is 0 (K_full is PSD)
+        raise not_separable_error(
+            _FUNC, certificate_shape(np.eye(1, pi.size).ravel()), 0.0, 0.0, what=_PAIR
+        )
+    M /= scale
+
+    def prove() -> None:
+        prove_psd(Kf, _FUNC, "K_full", psd)
+
+    try:
+        a, cert, status, name, n_iter, route = _solve_certified(
+            M,
+            func=_FUNC,
+            solver=solver,
+            tol=tol,
+            fallback=fallback,
+            cvxpy_solver=cvxpy_solver,
+            cvxpy_formulation="quad_form",
+            radius=radius,
+            prove=prove,
+            what=_PAIR,
+        )
+    except NotSeparableError as err:
+        err.certificate = certificate_shape(err.certificate)  # type: ignore[attr-defined]
+        raise
+    sup = np.flatnonzero(a > 0) if route == "active-set" else support_of(a, M)
+    s_n = float(np.sum(a))
+    norm_n = cert.margin_upper * s_n  # sqrt(a^T M a), as certify computed it
+    a = a / scale
     dual = np.zeros((n, C))
     dual[pi, pj] = a
     coef = -dual.copy()
     coef[np.arange(n), yv] = dual.sum(axis=1)
-    quad = float(a @ (M @ a))
-    norm = float(np.sqrt(quad))
-    sup = np.flatnonzero(a > 0) if route == "active-set" else _support_of(a, M)
+    norm = norm_n / radius
     return MulticlassKernelSVMResult(
         dual=dual,
         coef=coef,
         margin=1.0 / norm,
         norm=norm,
-        objective=0.5 * float(np.sum(a)),
+        objective=0.5 * s_n / scale,
         support=np.stack([pi[sup], pj[sup]], axis=1),
         status=status,
         solver=name,
@@ -258,8 +291,8 @@ def multiclass_kernel_svm(
         max_violation=cert.max_violation,
         kkt_residual=cert.kkt_residual,
         duality_gap=cert.duality_gap,
-        margin_lower=cert.margin_lower,
-        margin_upper=cert.margin_upper,
+        margin_lower=cert.margin_lower * radius,
+        margin_upper=cert.margin_upper * radius,
         n_iter=n_iter,
         _n=n,
         _c=C,
