@@ -1,6 +1,6 @@
 r"""The empirical neural tangent kernel K(x, x') = ⟨∇_θ f(θ; x), ∇_θ f(θ; x')⟩ (THEORY §2).
 
-Three routes compute the same matrix:
+Three routes compute the same matrix, θ being the *trainable* parameters (``requires_grad``):
 
 * ``"closed_form"`` for the models whose gradient is known by hand (:class:`DiagonalNet`,
   :class:`MatrixFactorization`, :class:`QuadraticNet`);
@@ -12,23 +12,36 @@ Three routes compute the same matrix:
 * ``"jacobian"``, for any module: per-example gradients by ``torch.func`` contracted block by
   block.
 
+The first two are used only where the model's structure is proven on the inputs at hand
+(``_chain.py``: the layer chain is read off the forward pass itself, its parameters must be
+exactly the trainable ones, each used once, and each layer's arithmetic is checked on every
+row); otherwise ``method="auto"`` takes the Jacobian route and says why in a DEBUG record of the
+``"implicitbias.kernel_regime.ntk"`` logger, and an explicit ``method`` raises.
+
 A :class:`Symmetrized` model g(θ₁; x) − g(θ₂; x) has disjoint parameter sets, so its kernel is
 the sum of the kernels of its two copies, each computed by its own best route.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
 from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, jacrev, vmap
-from torch.nn import functional as F
 
 from implicitbias._validation import check_choice, check_int, describe, fail, fail_type
 from implicitbias.init.symmetrize import Symmetrized
+from implicitbias.kernel_regime._chain import (
+    hook_problem,
+    module_names,
+    module_problem,
+    verified_chain,
+)
+from implicitbias.kernel_regime._closed_forms import CLOSED_FORMS
+from implicitbias.kernel_regime._jacobian import jacobian_route
+from implicitbias.kernel_regime._route import LOG, _Route, _Unsupported
+from implicitbias.kernel_regime._structured import structured_route
 from implicitbias.models.diagonal_net import DiagonalNet
 from implicitbias.models.homogeneous import Homogeneous
 from implicitbias.models.matrix_factorization import MatrixFactorization, QuadraticNet
@@ -42,10 +55,6 @@ _METHODS = ("auto", "closed_form", "structured", "jacobian")
 # output gradients) alive at a time, and the temporaries of one contraction block.
 _FEATURE_BYTES = 2**30
 _BLOCK_BYTES = 256 * 2**20
-
-
-class _Unsupported(Exception):
-    """A route does not apply to a module; the message says why."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,24 +122,22 @@ def _prepare(h: Homogeneous, X1: Any, X2: Any) -> tuple[torch.Tensor, torch.Tens
 # ---------------------------------------------------------------------------------------------
 # Block scheduling shared by the routes
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class _Route:
-    """A kernel route: per-example ``features`` of a batch, their row ``take``, and
-    ``contract(F1, F2, full, dest)``, which adds the kernel block between two batches of
-    features to ``dest`` (a view into the output)."""
-
-    name: str
-    features: Callable[[torch.Tensor], Any]
-    take: Callable[[Any, int, int], Any]
-    contract: Callable[[Any, Any, bool, torch.Tensor], None]
-    bytes_per_row: int  # memory of one example's features
-    bytes_per_pair: int  # temporaries per kernel entry (i, j) during a contraction
-
-
 def _symmetrize_square(block: torch.Tensor, m: int) -> None:
     """Make the leading m × m square of a diagonal block exactly symmetric (rounding aside)."""
     square = block[:, :m]
     square.copy_(0.5 * (square + square.T))
+
+
+def _cached(route: _Route, n1: int, n2: int, symmetric: bool, chunk_size: int | None) -> str:
+    """How :func:`_blocked_kernel` holds features: ``""`` (row and column blocks, recomputed),
+    ``"columns"`` (all column features, row blocks of X1 computed in turn) or ``"both"`` (the
+    features of every input, computed before any contraction)."""
+    per_row = max(1, route.bytes_per_row)
+    if not (n2 * per_row <= _FEATURE_BYTES if chunk_size is None else chunk_size >= n2):
+        return ""
+    if symmetric or (n1 + n2) * per_row <= _FEATURE_BYTES:
+        return "both"
+    return "columns"
 
 
 def _blocked_kernel(
@@ -156,14 +163,14 @@ def _blocked_kernel(
     n1, n2 = X1.shape[0], Xc.shape[0]
     c = C if full else 1
     per_row = max(1, route.bytes_per_row)
-    cache = n2 * per_row <= _FEATURE_BYTES if chunk_size is None else chunk_size >= n2
+    cache = _cached(route, n1, n2, symmetric, chunk_size)
     if cache:
         if chunk_size is None:  # row blocks: bound the (rows × n2) contraction temporaries
             rows_pair = _BLOCK_BYTES // max(1, route.bytes_per_pair * n2)
             chunk_size = max(1, min(n1, 512, max(rows_pair, 16)))
         Fc = route.features(Xc)
         F1all = Fc if symmetric else None
-        if not symmetric and (n1 + n2) * per_row <= _FEATURE_BYTES:
+        if cache == "both" and not symmetric:
             F1all = route.features(X1)
         for r in range(0, n1, chunk_size):
             re = min(n1, r + chunk_size)
@@ -202,336 +209,6 @@ def _blocked_kernel(
 
 
 # ---------------------------------------------------------------------------------------------
-# Route 1: generic Jacobian contraction (torch.func)
-# ---------------------------------------------------------------------------------------------
-def _jacobian_route(h: Homogeneous, C: int) -> _Route:
-    """Per-example Jacobians by ``vmap(jacrev)`` over a dict of the trainable parameters.
-
-    Differentiating with respect to each parameter tensor (rather than a flat θ sliced into
-    views) avoids materialising a zero-filled p-vector per parameter in the backward pass, and
-    the blocks are contracted parameter by parameter, never concatenated into (n, p).
-    """
-    model = h.model
-    params = {n: q.detach() for n, q in model.named_parameters() if q.requires_grad}
-    buffers = dict(model.named_buffers())
-    p = sum(q.numel() for q in params.values())
-    es = torch.empty((), dtype=h.dtype).element_size()
-
-    def single(prm: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, (prm, buffers), (x.unsqueeze(0),)).reshape(-1)
-
-    jac = vmap(jacrev(single), in_dims=(None, 0))
-    state = {"vmap": True}
-
-    def features(X: torch.Tensor) -> list[torch.Tensor]:
-        m = X.shape[0]
-        if state["vmap"]:
-            try:
-                J = jac(params, X)
-                return [J[name].detach().reshape(m, C, -1) for name in params]
-            except (RuntimeError, ValueError, NotImplementedError):
-                state["vmap"] = False  # modules vmap cannot batch: per-example autograd loop
-        return [h.jacobian(X, chunk_size=m).reshape(m, C, p)]
-
-    def contract(
-        F1: list[torch.Tensor], F2: list[torch.Tensor], full: bool, dest: torch.Tensor
-    ) -> None:
-        for J1, J2 in zip(F1, F2):
-            m1, m2 = J1.shape[0], J2.shape[0]
-            rows1, rows2 = (m1 * C, m2 * C) if full else (m1, m2)
-            dest.addmm_(J1.reshape(rows1, -1), J2.reshape(rows2, -1).T)
-
-    def take(F: list[torch.Tensor], a: int, b: int) -> list[torch.Tensor]:
-        return [J[a:b] for J in F]
-
-    return _Route("jacobian", features, take, contract, C * p * es, 2 * C * C * es)
-
-
-# ---------------------------------------------------------------------------------------------
-# Route 2: structured (layer by layer), Linear networks with pointwise activations
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class _Op:
-    kind: str  # "linear", "conv", "act", "flatten"
-    module: nn.Module | None = None
-    slope: float = 0.0  # negative slope of a (leaky) ReLU; 1.0 for identity
-
-
-def _parse_layered(model: nn.Module, where: str = "model") -> list[_Op]:
-    """The sequence of operations of a supported layered network, or _Unsupported(reason)."""
-    supported = (
-        "nn.Linear and nn.Conv2d layers with ReLU / LeakyReLU / Identity activations and "
-        "nn.Flatten, inside a HomogeneousMLP or a plain nn.Sequential"
-    )
-    if type(model) is HomogeneousMLP:
-        ops: list[_Op] = []
-        for k, layer in enumerate(model.layers):
-            ops.extend(_parse_layered(layer, f"{where}.layers[{k}]"))
-            if k < len(model.layers) - 1:
-                ops.append(_Op("act", slope=0.0 if model.activation == "relu" else 1.0))
-        return ops
-    if type(model) is nn.Sequential:
-        ops = []
-        for name, sub in model.named_children():
-            ops.extend(_parse_layered(sub, f"{where}[{name}]"))
-        return ops
-    if type(model) is nn.Linear:
-        return [_Op("linear", model)]
-    if type(model) is nn.Conv2d:
-        if model.groups != 1 or model.padding_mode != "zeros" or isinstance(model.padding, str):
-            raise _Unsupported(
-                f"{where} is an nn.Conv2d with groups={model.groups}, padding={model.padding!r}, "
-                f"padding_mode={model.padding_mode!r} (supported: groups=1, integer zero padding)"
-            )
-        return [_Op("conv", model)]
-    if type(model) is nn.ReLU:
-        return [_Op("act", slope=0.0)]
-    if type(model) is nn.LeakyReLU:
-        return [_Op("act", slope=float(model.negative_slope))]
-    if type(model) is nn.Identity:
-        return []
-    if type(model) is nn.Flatten:
-        if model.start_dim != 1 or model.end_dim != -1:
-            raise _Unsupported(f"{where} is nn.Flatten with dims other than (1, -1)")
-        return [_Op("flatten", model)]
-    raise _Unsupported(
-        f"{where} is a {type(model).__name__}; the structured route supports only {supported}"
-    )
-
-
-def _conv_forward(op: _Op, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unfolded input patches (n, c·kh·kw, P) and the output of an nn.Conv2d."""
-    m = op.module
-    U = F.unfold(h, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)
-    return U, F.conv2d(h, m.weight, m.bias, m.stride, m.padding, m.dilation)
-
-
-def _structured_route(model: nn.Module, C: int, dtype: torch.dtype, probe: torch.Tensor) -> _Route:
-    ops = _parse_layered(model)
-    layers = [op.module for op in ops if op.kind in ("linear", "conv")]
-    if not layers:
-        raise _Unsupported("the model has no nn.Linear or nn.Conv2d layer")
-    if len({id(m) for m in layers}) != len(layers):
-        raise _Unsupported("a layer is used twice (shared weights)")
-
-    def features(X: torch.Tensor) -> list[tuple]:
-        """Per weighted layer, in order: ("dense", A, Δ, bias?, weight?) for nn.Linear, with
-        Δ = ∂f/∂z of shape (n, C, out) (None: the identity of an output layer), or
-        ("grad", E) for nn.Conv2d, E = its per-example gradients (n, C, q)."""
-        n = X.shape[0]
-        saved: list[Any] = []  # per op: layer input / activation derivative / pre-flatten shape
-        h = X
-        with torch.no_grad():
-            for op in ops:
-                if op.kind == "linear":
-                    if h.ndim != 2:
-                        raise _Unsupported(
-                            f"an nn.Linear layer receives a {h.ndim}-dimensional batch; the "
-                            "structured route needs (n, features) inputs to every Linear"
-                        )
-                    saved.append(h)
-                    h = F.linear(h, op.module.weight, op.module.bias)
-                elif op.kind == "conv":
-                    if h.ndim != 4:
-                        raise _Unsupported("an nn.Conv2d layer receives a batch that is not 4-D")
-                    U, z = _conv_forward(op, h)
-                    saved.append((U, h.shape))
-                    h = z
-                elif op.kind == "act":
-                    if op.slope == 1.0:
-                        saved.append(None)
-                    else:
-                        d = (h > 0).to(h.dtype)
-                        if op.slope != 0.0:
-                            d.mul_(1.0 - op.slope).add_(op.slope)
-                        saved.append(d)
-                        h = torch.relu(h) if op.slope == 0.0 else h * d
-                else:  # flatten
-                    saved.append(h.shape)
-                    h = h.reshape(n, -1)
-            if h.ndim != 2 or h.shape[1] != C:
-                raise _Unsupported(f"the network's output has shape {tuple(h.shape)}")
-            delta: torch.Tensor | None = None  # None: the identity, ∂f_a/∂z_b = δ_ab
-            feats: list[tuple] = []
-            for op, sv in zip(reversed(ops), reversed(saved)):
-                if op.kind == "linear":
-                    m = op.module
-                    feats.append(
-                        (
-                            "dense",
-                            sv,
-                            delta,
-                            m.bias is not None and m.bias.requires_grad,
-                            m.weight.requires_grad,
-                        )
-                    )
-                    W = m.weight.detach()
-                    if delta is None:
-                        delta = W.unsqueeze(0).expand(n, *W.shape)
-                    else:  # one (n·C, out) × (out, in) product, not n small ones
-                        delta = (delta.reshape(n * C, -1) @ W).reshape(n, C, -1)
-                elif op.kind == "conv":
-                    if delta is None:
-                        raise _Unsupported("an nn.Conv2d layer is the output layer")
-                    m = op.module
-                    U, in_shape = sv
-                    o = m.out_channels
-                    Dp = delta.reshape(n, C * o, -1)  # (n, C·o, P)
-                    parts = []
-                    if m.weight.requires_grad:  # Σ_pos Δ[a, o, pos] U[k, pos]
-                        parts.append(torch.bmm(Dp, U.transpose(1, 2)).reshape(n, C, -1))
-                    if m.bias is not None and m.bias.requires_grad:
-                        parts.append(Dp.sum(-1).reshape(n, C, o))
-                    if parts:
-                        feats.append(("grad", torch.cat(parts, dim=-1)))
-                    delta = torch.nn.grad.conv2d_input(
-                        (n * C, *in_shape[1:]),
-                        m.weight,
-                        delta.reshape(n * C, *delta.shape[2:]),
-                        m.stride,
-                        m.padding,
-                        m.dilation,
-                    ).reshape(n, C, *in_shape[1:])
-                elif op.kind == "act":
-                    if sv is None:
-                        continue
-                    if delta is None:
-                        delta = torch.diag_embed(sv)
-                    else:
-                        delta = delta * sv.unsqueeze(1)
-                else:
-                    if delta is not None:
-                        delta = delta.reshape(n, C, *sv[1:])
-            feats.reverse()
-        return feats
-
-    workspace: dict[int, torch.Tensor] = {}
-
-    def buffer(slot: int, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
-        """A reusable (rows, cols) scratch matrix (no fresh allocation per block)."""
-        flat = workspace.get(slot)
-        if flat is None or flat.numel() < rows * cols or flat.device != like.device:
-            flat = torch.empty(rows * cols, dtype=like.dtype, device=like.device)
-            workspace[slot] = flat
-        return flat[: rows * cols].view(rows, cols)
-
-    @torch.no_grad()
-    def contract(F1: list, F2: list, full: bool, dest: torch.Tensor) -> None:
-        n1 = F1[0][1].shape[0]
-        n2 = F2[0][1].shape[0]
-        Kv = dest.view(n1, C, n2, C) if full else dest
-        for f1, f2 in zip(F1, F2):
-            if f1[0] == "grad":  # per-example gradients of a conv layer
-                E1, E2 = f1[1], f2[1]
-                rows1, rows2 = (n1 * C, n2 * C) if full else (n1, n2)
-                dest.addmm_(E1.reshape(rows1, -1), E2.reshape(rows2, -1).T)
-                continue
-            _, A1, D1, b1, w1 = f1
-            _, A2, D2, _, _ = f2
-            if not (w1 or b1):
-                continue
-            # G = Gram of the layer inputs (augmented with a ones column for a bias).
-            G = buffer(0, n1, n2, A1)
-            if w1:
-                torch.mm(A1, A2.T, out=G)
-            else:
-                G.zero_()
-            if b1:
-                G += 1.0
-            if D1 is None:  # output layer: ΔΔᵀ = I_C
-                if full:
-                    Kv.diagonal(dim1=1, dim2=3).add_(G.unsqueeze(-1))
-                else:
-                    dest.add_(G, alpha=float(C))
-            elif full:
-                w = D1.shape[-1]
-                DD = buffer(1, n1 * C, n2 * C, A1)
-                torch.mm(D1.reshape(n1 * C, w), D2.reshape(n2 * C, w).T, out=DD)
-                Kv.addcmul_(G[:, None, :, None], DD.view(n1, C, n2, C))
-            else:
-                DD = buffer(1, n1, n2, A1)
-                torch.mm(D1.reshape(n1, -1), D2.reshape(n2, -1).T, out=DD)
-                dest.addcmul_(G, DD)
-
-    def take(F: list, a: int, b: int) -> list:
-        out = []
-        for f in F:
-            if f[0] == "grad":
-                out.append(("grad", f[1][a:b]))
-            else:
-                out.append(("dense", f[1][a:b], None if f[2] is None else f[2][a:b], f[3], f[4]))
-        return out
-
-    # Memory per example, measured on a one-row probe (raises _Unsupported before any work).
-    sample = features(probe[:1])
-    es = torch.empty((), dtype=dtype).element_size()
-    bytes_per_row = es * sum(
-        sum(t.numel() for t in f[1:3] if isinstance(t, torch.Tensor)) for f in sample
-    )
-    # the forward/backward intermediates (unfolded patches, Δ of conv layers) come on top
-    return _Route("structured", features, take, contract, 3 * bytes_per_row, es * 3 * C * C)
-
-
-# ---------------------------------------------------------------------------------------------
-# Route 3: closed forms
-# ---------------------------------------------------------------------------------------------
-def _diagonal_kernel(net: DiagonalNet, X1: torch.Tensor, X2: torch.Tensor | None) -> torch.Tensor:
-    D = net.depth
-    u, v = net.u.detach(), net.v.detach()
-    weight = torch.zeros_like(u)
-    if net.u.requires_grad:
-        weight += D**2 * u ** (2 * D - 2)
-    if net.v.requires_grad:
-        weight += D**2 * v ** (2 * D - 2)
-    Xb = X2 if X2 is not None else X1
-    return (X1 * weight) @ Xb.T
-
-
-def _factorization_kernel(
-    mf: MatrixFactorization, X1: torch.Tensor, X2: torch.Tensor | None
-) -> torch.Tensor:
-    Xb = X2 if X2 is not None else X1
-    i, j = X1[:, 0].long(), X1[:, 1].long()
-    k, m = Xb[:, 0].long(), Xb[:, 1].long()
-    K = torch.zeros((X1.shape[0], Xb.shape[0]), dtype=mf.U.dtype, device=mf.U.device)
-    for P in (mf.U, mf.V):
-        if not P.requires_grad:
-            continue
-        G = P.detach() @ P.detach().T
-        eq_ik = (i[:, None] == k[None, :]).to(G.dtype)
-        eq_im = (i[:, None] == m[None, :]).to(G.dtype)
-        eq_jk = (j[:, None] == k[None, :]).to(G.dtype)
-        eq_jm = (j[:, None] == m[None, :]).to(G.dtype)
-        K += eq_ik * G[j][:, m] + eq_im * G[j][:, k] + eq_jk * G[i][:, m] + eq_jm * G[i][:, k]
-    return K
-
-
-def _quadratic_kernel(net: QuadraticNet, X1: torch.Tensor, X2: torch.Tensor | None) -> torch.Tensor:
-    # ∂f/∂U = a (Uᵀb)ᵀ + b (Uᵀa)ᵀ for the bilinear form aᵀ(UUᵀ − VVᵀ)b.
-    def pair(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return (X, X) if X.ndim == 2 else (X[:, 0], X[:, 1])
-
-    a1, b1 = pair(X1)
-    a2, b2 = pair(X2 if X2 is not None else X1)
-    K = torch.zeros((a1.shape[0], a2.shape[0]), dtype=a1.dtype, device=a1.device)
-    for P in (net.U, net.V):
-        if not P.requires_grad:
-            continue
-        P = P.detach()
-        p1, q1, p2, q2 = b1 @ P, a1 @ P, b2 @ P, a2 @ P
-        K += (a1 @ a2.T) * (p1 @ p2.T) + (a1 @ b2.T) * (p1 @ q2.T)
-        K += (b1 @ a2.T) * (q1 @ p2.T) + (b1 @ b2.T) * (q1 @ q2.T)
-    return K
-
-
-_CLOSED_FORMS: dict[type, Callable[..., torch.Tensor]] = {
-    DiagonalNet: _diagonal_kernel,
-    MatrixFactorization: _factorization_kernel,
-    QuadraticNet: _quadratic_kernel,
-}
-
-
-# ---------------------------------------------------------------------------------------------
 # Dispatch
 # ---------------------------------------------------------------------------------------------
 def _disjoint(a: nn.Module, b: nn.Module) -> bool:
@@ -541,6 +218,56 @@ def _disjoint(a: nn.Module, b: nn.Module) -> bool:
 
 def _trainable(module: nn.Module) -> bool:
     return any(p.requires_grad for p in module.parameters())
+
+
+def _closed_form_problem(model: nn.Module) -> str | None:
+    problem = hook_problem(model, module_names(model))
+    if problem is None:
+        seen: dict[int, str] = {}
+        for name, p in model.named_parameters(remove_duplicate=False):
+            if id(p) in seen:
+                return f"its parameters '{seen[id(p)]}' and '{name}' are one tensor (tied)"
+            seen[id(p)] = name
+    return problem
+
+
+def _structured_kernel(
+    model: nn.Module,
+    X1: torch.Tensor,
+    X2: torch.Tensor | None,
+    C: int,
+    full: bool,
+    chunk_size: int | None,
+    out: torch.Tensor,
+    kind: str,
+) -> None:
+    """Add the structured kernel of ``model`` to ``out``, or raise _Unsupported with ``out``
+    untouched: the chain is proven on every row before the first contraction."""
+    start = time.perf_counter()
+    chain = verified_chain(model, X1)  # structure, parameters, replay of the first row
+    route = structured_route(chain, C, out.dtype)
+    n2 = X1.shape[0] if X2 is None else X2.shape[0]
+    upfront = _cached(route, X1.shape[0], n2, X2 is None, chunk_size) == "both"
+    if not upfront:  # features come in blocks, after contractions: prove every row first
+        for X in (X1,) if X2 is None else (X1, X2):
+            chain.verify(X)
+    # else the features of every row, computed (and proven) before any contraction, do it
+    LOG.debug(
+        "empirical_ntk: structured route for %s (%d weighted layers; structure proven in %.3g s%s)",
+        kind,
+        sum(op.kind in ("linear", "conv") for op in chain.ops),
+        time.perf_counter() - start,
+        "" if upfront else ", and by a pass over all rows",
+    )
+    try:
+        _blocked_kernel(route, X1, X2, C, full, chunk_size, out)
+    except _Unsupported as exc:
+        if upfront:
+            raise
+        raise RuntimeError(  # a pass over the same rows came out differently
+            f"empirical_ntk: the forward pass of the model changed between two passes over the "
+            f"same inputs ({exc}); its kernel is undefined"
+        ) from exc
 
 
 def _accumulate(
@@ -553,44 +280,65 @@ def _accumulate(
     chunk_size: int | None,
     out: torch.Tensor,
     routes: list[str],
+    label: str = "model",
 ) -> None:
     """Add the kernel of ``model`` (by ``method``) to ``out``; record the route(s) used."""
     if not _trainable(model):
         return
+    kind = f"{label} ({type(model).__name__})"
     if type(model) is Symmetrized:
-        if _disjoint(model.positive, model.negative):
-            for part in (model.positive, model.negative):
-                _accumulate(part, X1, X2, C, full, method, chunk_size, out, routes)
+        problem = module_problem(model, label)  # the parts are checked on their own
+        if problem is None and _disjoint(model.positive, model.negative):
+            for name in ("positive", "negative"):
+                part = getattr(model, name)
+                _accumulate(
+                    part, X1, X2, C, full, method, chunk_size, out, routes, f"{label}.{name}"
+                )
             return
         if method in ("closed_form", "structured"):
-            raise _Unsupported("the two copies of the Symmetrized model share parameters")
+            raise _Unsupported(
+                problem or "the two copies of the Symmetrized model share parameters"
+            )
     if method in ("auto", "closed_form"):
-        closed = _CLOSED_FORMS.get(type(model))
-        if closed is not None:
+        closed = CLOSED_FORMS.get(type(model))
+        problem = None if closed is None else _closed_form_problem(model)
+        if closed is not None and problem is None:
             # single-output models (full == trace); rows in chunks bound the n1 × n2 temporaries
             Xb = X1 if X2 is None else X2
             rows = chunk_size or max(1, _BLOCK_BYTES // (8 * out.element_size() * Xb.shape[0]))
             for r in range(0, X1.shape[0], rows):
                 out[r : r + rows] += closed(model, X1[r : r + rows], Xb)
             routes.append("closed_form")
+            LOG.debug("empirical_ntk: closed-form route for %s", kind)
             return
         if method == "closed_form":
             raise _Unsupported(
                 f"no closed form is known for a {type(model).__name__} (closed forms: "
                 "DiagonalNet, MatrixFactorization, QuadraticNet and their Symmetrized versions)"
+                if problem is None
+                else f"the closed form of a {type(model).__name__} does not apply: {problem}"
             )
+        if problem is not None:
+            LOG.debug("empirical_ntk: closed form not used for %s: %s", kind, problem)
     if method in ("auto", "structured"):
         try:
-            route = _structured_route(model, C, out.dtype, X1)
-            _blocked_kernel(route, X1, X2, C, full, chunk_size, out)
-            routes.append("structured")
-            return
-        except _Unsupported:
+            _structured_kernel(model, X1, X2, C, full, chunk_size, out, kind)
+        except _Unsupported as exc:
             if method == "structured":
                 raise
+            LOG.debug(
+                "empirical_ntk: falling back to the Jacobian route for %s: the structured "
+                "route does not apply because %s",
+                kind,
+                exc,
+            )
+        else:
+            routes.append("structured")
+            return
     h = Homogeneous(model, degree=1, _skip_check=True)
-    _blocked_kernel(_jacobian_route(h, C), X1, X2, C, full, chunk_size, out)
+    _blocked_kernel(jacobian_route(h, C), X1, X2, C, full, chunk_size, out)
     routes.append("jacobian")
+    LOG.debug("empirical_ntk: Jacobian route for %s", kind)
 
 
 def empirical_ntk(
@@ -624,11 +372,27 @@ def empirical_ntk(
     from the layer inputs A_l and the back-propagated output gradients Δ_l, both computed for
     all examples at once as matrices (one forward and one backward matrix pass), so that the
     per-example gradients (an n × p Jacobian) are never formed (Novak et al. 2022). Supported:
-    :class:`HomogeneousMLP` and plain ``nn.Sequential`` of ``nn.Linear`` (any biases),
+    models whose forward pass applies, one after another, ``nn.Linear`` (any biases),
     ``nn.Conv2d`` (``groups=1``, integer zero padding; its per-example weight gradients,
     ``C × out·in·kh·kw`` numbers per example, are formed from Δ and the unfolded patches),
-    ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.Identity`` and ``nn.Flatten``, and
-    :class:`Symmetrized` / :func:`mirror_init` versions of those.
+    ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.Identity``, ``nn.Flatten`` and
+    :class:`HomogeneousMLP` modules (a plain ``nn.Sequential`` of them, nested or not, an
+    activation object used several times included), and :class:`Symmetrized` /
+    :func:`mirror_init` versions of those.
+
+    The structured route is used only where the model's structure is proven on ``X1`` and
+    ``X2`` (``kernel_regime/_chain.py``): the layer chain is read off the model's own forward
+    pass (each supported module must receive the previous one's output tensor, unchanged, and
+    the model must return the last one's), its parameters must be exactly the trainable
+    parameters, each used once, no hook or parametrization may be registered, each layer's
+    arithmetic passes a randomized (Freivalds) check on every row, and replaying the chain by
+    hand reproduces ``model(x)`` on the first row to 100 units of rounding. The layer inputs
+    it contracts are those of that forward pass, so the proof costs O(n · width), a few
+    per cent of the kernel. The closed forms likewise need the class's own forward (no hook,
+    parametrization or shared factor). Anything else (a layer applied twice, i.e. tied
+    weights, a forward hook, ``weight_norm``, a functional activation, a residual sum or a
+    ``.squeeze()`` in a custom ``forward``) takes the Jacobian route, with the reason in a
+    DEBUG record of the ``"implicitbias.kernel_regime.ntk"`` logger.
 
     ==================  ==========================================================
     symbol              meaning / argument
@@ -642,7 +406,8 @@ def empirical_ntk(
     Parameters
     ----------
     model : torch.nn.Module or Homogeneous
-        Any module (the parameters with ``requires_grad=False`` are not part of θ).
+        Any module. θ is its trainable parameters: those with ``requires_grad=False``
+        (frozen layers) are held fixed, not part of θ, on every route.
     X1 : torch.Tensor
         Inputs, shape ``(n1, ...)``, on the model's device; floating inputs are cast to the
         model's dtype.
@@ -660,8 +425,9 @@ def empirical_ntk(
         of about 256 MiB of intermediates; kernel-block temporaries stay under about 256 MiB.
     method : {"auto", "closed_form", "structured", "jacobian"}, default "auto"
         ``"auto"`` picks, separately for each copy of a :class:`Symmetrized` model, the closed
-        form when one is known, else the structured route when the module is supported, else
-        the generic Jacobian contraction.
+        form when one is known, else the structured route when the module's structure is
+        proven (see above), else the generic Jacobian contraction. ``"closed_form"`` and
+        ``"structured"`` raise where their route does not apply, saying why.
     trace : bool, default False
         For a ``C``-output model, return the ``(n1, n2)`` trace kernel Σ_a K_{(i,a),(j,a)}
         instead of the full kernel.
