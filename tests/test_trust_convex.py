@@ -441,3 +441,112 @@ def test_nuclear_duplicates_disagreeing_at_a_tiny_scale_are_rejected() -> None:
     """Entry (0, 1) observed as 1e-14 and 2e-14: as inconsistent as 1 and 2."""
     with pytest.raises(ib.InvalidArgumentError, match="'values' argument of min_nuclear"):
         ib.min_nuclear_norm_completion(2, [0, 0, 1], [0, 1, 0], [1e-14, 1e-14, 2e-14])
+
+
+# ==================================================================== features in other units
+def _column_scaled() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Separable data (labels of a random w0) whose features are in units 1e-6 … 1e6 apart:
+    ``X·diag(c)`` is separable by ``w0 / c``, so "not separable" is wrong whatever the units."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 4))
+    w0 = rng.standard_normal(4)
+    c = np.array([6e-5, 4.7e5, 4.8e4, 7.4e3])
+    return X * c, np.sign(X @ w0), w0 / c
+
+
+@pytest.mark.parametrize("name", ["l1", "l2", "lp3", "lpinf", "l1-cvxpy"])
+def test_separable_data_with_features_in_other_units_is_not_called_non_separable(
+    name: str,
+) -> None:
+    """Regression: a Euclidean certificate test let the 6e-5 feature go uncancelled (it was
+    1e-10 of the largest one) and raised NotSeparableError on separable data."""
+    X, y, w_sep = _column_scaled()
+    assert (y * (X @ w_sep)).min() > 0  # separable, by construction
+    p, f = SOLVERS[name]
+    # the dual constraint sums terms of ~1e10 to ~1: 1e-5 is its float64 floor here
+    _assert_optimal(f(X, y), X, y, p, rtol=1e-5, feas=1e-5)
+
+
+@pytest.mark.parametrize("name", ["l1", "l2", "lp3", "lpinf"])
+def test_certificate_cancels_in_every_feature_whatever_its_units(name: str) -> None:
+    X, y, _ = _column_scaled()
+    X2, y2 = np.vstack([X, 0.25 * X[2] + 0.75 * X[5]]), np.append(y, 0.0)
+    y2[2], y2[5], y2[-1] = 1.0, 1.0, -1.0  # x_12 is in the cone of x_2, x_5: contradicting label
+    with pytest.raises(ib.NotSeparableError, match="not linearly separable") as info:
+        SOLVERS[name][1](X2, y2)
+    alpha = info.value.alpha  # type: ignore[attr-defined]
+    assert np.all(alpha >= 0)
+    np.testing.assert_allclose(alpha.sum(), 1.0, rtol=1e-12)
+    combo = np.abs(X2.T @ (alpha * y2))
+    assert np.all(combo <= 1e-9 * (np.abs(X2).T @ alpha))  # feature by feature
+
+
+# ==================================================================== interpolation: row sizes
+def _row_scaled(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full row rank X (5 × 12) with rows of sizes 1e-4 … 1e4, and the min-ℓ2 interpolant by
+    the normal equations of the row-normalized system (``D X w = D y`` is the same system)."""
+    rng = np.random.default_rng(seed)
+    X0 = rng.standard_normal((5, 12))
+    y = rng.standard_normal(5)
+    r = 10.0 ** np.array([-4.0, -2.0, 0.0, 2.0, 4.0])
+    w_ref = X0.T @ np.linalg.solve(X0 @ X0.T, y / r)
+    return X0 * r[:, None], y, w_ref
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_min_l2_interpolation_with_rows_of_very_different_size(seed: int) -> None:
+    """Regression: rows of size 1e-4 beside 1e4 were called "y is not in the range of X" (for
+    a full-row-rank X) by the l1 route; both now solve the row-normalized system."""
+    X, y, w_ref = _row_scaled(seed)
+    res = ib.min_l2_interpolation(X, y)
+    np.testing.assert_allclose(res.w, w_ref, rtol=1e-7, atol=1e-9 * np.abs(w_ref).max())
+    # rtol·max|y|, or the float64 rounding of the largest row's terms (w is ~1e4 here)
+    floor = 32 * np.finfo(float).eps * float(np.max(np.abs(X) @ np.abs(res.w)))
+    assert res.max_residual <= 1e-8 * np.abs(y).max() + floor
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_min_l1_interpolation_with_rows_of_very_different_size(seed: int) -> None:
+    X, y, _ = _row_scaled(seed)
+    res = ib.min_l1_interpolation(X, y)
+    D = 1.0 / np.abs(X).max(axis=1)
+    w = cp.Variable(X.shape[1])
+    cp.Problem(cp.Minimize(cp.norm1(w)), [(D[:, None] * X) @ w == D * y]).solve(
+        solver="CLARABEL"
+    )
+    np.testing.assert_allclose(res.norm, np.abs(w.value).sum(), rtol=1e-6)
+    floor = 32 * np.finfo(float).eps * float(np.max(np.abs(X) @ np.abs(res.w)))
+    assert res.max_residual <= 1e-7 * np.abs(y).max() + floor
+
+
+@pytest.mark.parametrize(("cx", "cy", "what"), [(1e300, 1e-300, "underflows"),
+                                                (1e-300, 1e300, "overflows")])  # fmt: skip
+@pytest.mark.parametrize("func", [ib.min_l1_interpolation, ib.min_l2_interpolation])
+def test_interpolant_beyond_float64_is_refused(func: Callable[..., Any], cx: float, cy: float,
+                                               what: str) -> None:  # fmt: skip
+    """Regression: with w = (cy/cx)·w₁ = 1e-600·w₁, min_l2_interpolation returned w = 0 with
+    status "optimal" (X w = 0 ≠ y)."""
+    with pytest.raises(ib.SolverError, match=f"interpolant {what} float64"):
+        func(cx * XI, cy * YI)
+
+
+@pytest.mark.parametrize("func", [ib.min_l1_interpolation, ib.min_l2_interpolation])
+def test_full_row_rank_but_ill_conditioned_is_not_called_infeasible(
+    func: Callable[..., Any],
+) -> None:
+    """Two nearly equal rows with different targets: X has full row rank, so an interpolant
+    exists (of norm ~1e13); float64 cannot fit it to rtol. That is a SolverError saying so,
+    not an InfeasibleError claiming y is outside the range of X."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, 12))
+    X = np.vstack([X, X[0] + 1e-13 * rng.standard_normal(12)])
+    y = np.r_[rng.standard_normal(5), 0.0]
+    y[5] = y[0] + 1.0
+    with pytest.raises(ib.SolverError, match="full row rank"):
+        func(X, y)
+
+
+def test_nuclear_conflicting_duplicate_message_shows_plain_numbers() -> None:
+    with pytest.raises(ib.InvalidArgumentError,
+                       match=r"'values'.*entry \(0, 1\) with values 1\.0 and 2\.0 instead"):  # fmt: skip
+        ib.min_nuclear_norm_completion(2, [0, 0], [1, 1], [1.0, 2.0])

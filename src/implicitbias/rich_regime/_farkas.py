@@ -31,10 +31,11 @@ __all__ = [
     "relative_l2_margin",
 ]
 
-#: A combination counts as a certificate of non-separability when
-#: ``‖Σ α_i y_i x_i‖₂ ≤ CERT_RTOL · Σ α_i ‖x_i‖₂`` (``α ≥ 0``, ``Σα = 1``): the vectors cancel to
-#: ten digits. Data separable with a relative ℓ2 margin above this are never called
-#: non-separable (a relative margin of 1e-8 is 100 times larger).
+#: A combination counts as a certificate of non-separability when, in every coordinate j,
+#: ``|Σ α_i y_i x_ij| ≤ CERT_RTOL · Σ α_i |x_ij|`` (``α ≥ 0``, ``Σα = 1``): the vectors cancel
+#: to ten digits feature by feature, whatever the features' units (a Euclidean criterion would
+#: let a feature 1e-6 times smaller than another go uncancelled). Data separable with a
+#: relative ℓ2 margin above this are never called non-separable.
 CERT_RTOL = 1e-10
 #: Below this relative ℓ2 margin a max-margin problem counts as ill conditioned: an answer that
 #: is not certified is retried in equivalent forms and polished (above it, reported as is).
@@ -84,15 +85,52 @@ def _row_norms(X: np.ndarray) -> np.ndarray:
     return top * np.linalg.norm(X / top, axis=1)
 
 
-def certificate_residual(X: np.ndarray, y: np.ndarray, alpha: np.ndarray) -> float:
-    """``‖Σ α_i y_i x_i‖₂ / Σ α_i ‖x_i‖₂`` (0 when the denominator is 0)."""
+def _unit_columns(X: np.ndarray) -> np.ndarray:
+    """``X`` with every column divided by a power of two near its largest entry (exact).
+
+    Separability and certificates do not depend on the units of the features (``w_j → w_j /
+    c_j``; ``Σ α_i y_i x_i = 0`` in every coordinate), but a Euclidean distance does: with
+    one feature in units 1e6 times larger than another, a combination that cancels the large
+    feature looks like a certificate while the small one does not cancel at all. Deciding on
+    unit-size features removes that. Falls back to ``X`` if the rescaling would underflow a
+    row to zero (features spanning more than ~1e600).
+    """
+    top = np.max(np.abs(X), axis=0)
+    scale = np.ones(X.shape[1])
+    nz = top > 0
+    _, e = np.frexp(top[nz])
+    scale[nz] = np.ldexp(1.0, -np.clip(e, -1000, 1000))
+    Xc = X * scale
+    if np.array_equal(np.any(Xc != 0, axis=1), np.any(X != 0, axis=1)):
+        return Xc
+    return X  # pragma: no cover - absurd dynamic range within one feature
+
+
+def _euclidean_residual(X: np.ndarray, y: np.ndarray, alpha: np.ndarray) -> float:
+    """``‖Σ α_i y_i x_i‖₂ / Σ α_i ‖x_i‖₂`` (the figure in the message; at most
+    :func:`certificate_residual`)."""
     rn = _row_norms(X)
     den = float(alpha @ rn)
     if den == 0.0:
         return 0.0
     top = float(np.max(np.abs(X)))
-    v = (X / top).T @ (alpha * y)
-    return float(np.linalg.norm(v)) * top / den
+    return float(np.linalg.norm((X / top).T @ (alpha * y))) * top / den
+
+
+def certificate_residual(X: np.ndarray, y: np.ndarray, alpha: np.ndarray) -> float:
+    """``max_j |Σ_i α_i y_i x_ij| / Σ_i α_i |x_ij|``: how far the combination is from
+    cancelling, coordinate by coordinate, relative to the size of its terms (0 when every
+    term is 0). Invariant under rescaling rows (through ``α``) and columns; a certificate
+    that is exact in real arithmetic evaluates to a few units of rounding."""
+    Xc = _unit_columns(X)
+    v = np.abs(Xc.T @ (alpha * y))
+    den = np.abs(Xc).T @ alpha
+    pos = den > 0
+    if not np.any(pos):
+        return 0.0
+    if np.any(v[~pos] > 0):  # pragma: no cover - v_j = 0 whenever every term is 0
+        return float("inf")
+    return float(np.max(v[pos] / den[pos]))
 
 
 def not_separable_error(
@@ -145,21 +183,24 @@ def _sparse_certificate(A: np.ndarray, alpha: np.ndarray) -> np.ndarray | None:
 
 def decide_separable(X: np.ndarray, y: np.ndarray, func: str, detail: str = "") -> float:
     """Raise :class:`NotSeparableError` with a verified certificate, or return the relative
-    ℓ2 margin ``ĝ > 0`` of the row-normalized data (the distance of the origin from
-    ``conv{y_i x_i / ‖x_i‖}``).
+    ℓ2 margin ``ĝ > 0`` of the row-normalized data with unit-size features (the distance of
+    the origin from ``conv{y_i x̃_i / ‖x̃_i‖}``, ``x̃_ij = x_ij / max_k |x_kj|`` up to a power
+    of two). A certificate must cancel in every coordinate to ``CERT_RTOL`` relative to the
+    size of that coordinate's terms (:func:`certificate_residual`).
 
     Raises :class:`SolverError` when neither side can be established in float64.
     """
     n = X.shape[0]
-    rn = _row_norms(X)
-    zero = np.flatnonzero(rn == 0.0)
+    zero = np.flatnonzero(~np.any(X != 0, axis=1))
     if zero.size:
         alpha = np.zeros(n)
         alpha[zero[0]] = 1.0
         raise not_separable_error(
             func, alpha, 0.0, f" (example {int(zero[0])} is x = 0, so y <w, x> = 0 < 1){detail}"
         )
-    A = (y / rn)[:, None] * X
+    Xc = _unit_columns(X)  # features in one unit: see _unit_columns
+    rn = _row_norms(Xc)
+    A = (y / rn)[:, None] * Xc
     alpha_hat, g = hull_min_norm(A)
     if g > CERT_RTOL:
         return g
@@ -171,10 +212,10 @@ def decide_separable(X: np.ndarray, y: np.ndarray, func: str, detail: str = "") 
         alpha = alpha / alpha.sum()
         resid = certificate_residual(X, y, alpha)
         if resid <= CERT_RTOL:
-            raise not_separable_error(func, alpha, resid, detail)
+            raise not_separable_error(func, alpha, _euclidean_residual(X, y, alpha), detail)
     raise SolverError(
         f"{func}: cannot decide in float64 whether the data are separable: the nearest point "
-        f"of conv{{y_i x_i / ||x_i||}} to the origin is at distance {g:.2g}, but the "
+        f"of conv{{y_i x_i / ||x_i||}} (features at unit scale) to the origin is at distance {g:.2g}, but the "
         f"combination found cancels only to {resid:.2g} (certificates need <= {CERT_RTOL:g}). "
         "The classes touch to within rounding; rescale or clean the features."
     )

@@ -29,22 +29,106 @@ def _check(X: Any, y: Any, func: str) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
+def _row_scales(X: np.ndarray) -> np.ndarray:
+    """Powers of two near ``1 / max_j |x_ij|`` (1 for zero rows): ``D X w = D y`` is the same
+    system as ``X w = y`` with every row of unit size (exact)."""
+    top = np.max(np.abs(X), axis=1)
+    D = np.ones(X.shape[0])
+    nz = top > 0
+    _, e = np.frexp(top[nz])
+    D[nz] = np.ldexp(1.0, -np.clip(e, -1000, 1000))
+    return D
+
+
+def _misfit(X: np.ndarray, y: np.ndarray, w: np.ndarray, rtol: float) -> tuple[float, float]:
+    """(max_i |⟨w, x_i⟩ − y_i|, that residual over ``rtol·max|y|``): a ratio ``≤ 1`` means
+    ``X w = y`` holds to ``rtol``."""
+    res = float(np.max(np.abs(X @ w - y)))
+    bound = rtol * float(np.max(np.abs(y)))
+    if res == 0.0:
+        return 0.0, 0.0
+    return res, (res / bound if bound > 0 else float("inf"))
+
+
+#: Units of rounding of ``Σ_j |x_ij w_j|`` that a row's residual may have (see below).
+_FLOOR_ULPS = 32.0
+
+
+def _at_rounding_floor(
+    DX: np.ndarray, X: np.ndarray, y: np.ndarray, w: np.ndarray, rtol: float
+) -> bool:
+    """Whether a residual above ``rtol·max|y|`` is only the rounding of evaluating ``X w``:
+    rows of very different size (1e-4 beside 1e4) make ``w`` large, and a large row's
+    ``⟨w, x_i⟩`` is then off by ``~ε·Σ_j |x_ij w_j|`` in float64. Trusted only when the
+    row-normalized ``DX`` is well conditioned (``cond·ε ≤ rtol``, so ``w`` itself is
+    accurate); a nearly singular X (conflicting near-duplicates) is not excused."""
+    eps = float(np.finfo(np.float64).eps)
+    if not np.linalg.cond(DX) * eps <= rtol:
+        return False
+    floor = rtol * float(np.max(np.abs(y))) + _FLOOR_ULPS * eps * (np.abs(X) @ np.abs(w))
+    return bool(np.all(np.abs(X @ w - y) <= floor))
+
+
+def _fits(X: np.ndarray, y: np.ndarray, w: np.ndarray, rtol: float) -> tuple[float, bool]:
+    """(max_i |⟨w, x_i⟩ − y_i|, whether ``X w = y`` holds to ``rtol·max|y|`` or to the
+    rounding floor of :func:`_at_rounding_floor`)."""
+    res, ratio = _misfit(X, y, w, rtol)
+    if ratio <= 1.0:
+        return res, True
+    return res, _at_rounding_floor(_row_scales(X)[:, None] * X, X, y, w, rtol)
+
+
 def _lstsq(
     X: np.ndarray, y: np.ndarray, func: str, rtol: float, unit: float = 1.0
 ) -> tuple[np.ndarray, float]:
-    """Minimum-ℓ2 solution of X w = y; InfeasibleError when y is not in range(X). ``unit``:
-    the scale of the caller's y (for the message only)."""
-    w, *_ = np.linalg.lstsq(X, y, rcond=None)
-    res = float(np.max(np.abs(X @ w - y)))
+    """Minimum-ℓ2 solution of X w = y (rows equilibrated first: a row of size 1e-4 beside one
+    of size 1e4 is a scale, not an inconsistency); InfeasibleError when y is not in range(X).
+    ``unit``: the scale of the caller's y (for the message only)."""
+    D = _row_scales(X)
+    w, *_ = np.linalg.lstsq(D[:, None] * X, D * y, rcond=None)
+    res, ok = _fits(X, y, w, rtol)
     scale = max(float(np.max(np.abs(y))), np.finfo(np.float64).tiny)
-    if res > rtol * scale:
+    if not ok:
+        rank = int(np.linalg.matrix_rank(D[:, None] * X))
+        if rank == X.shape[0]:
+            # full row rank: an interpolant exists; float64 cannot evaluate it to rtol
+            raise SolverError(
+                f"{func}: X has full row rank ({rank}), so X w = y has solutions, but the "
+                f"least-squares one fits only to max_i |<w, x_i> - y_i| = {res * unit:.3g} "
+                f"(relative {res / scale:.3g} > rtol = {rtol:.3g}) in float64: X is ill "
+                f"conditioned (condition number {np.linalg.cond(D[:, None] * X):.2g} with "
+                "rows at unit size) or its rows differ so much in size that the large rows' "
+                "residuals are rounding errors of their terms. Remove nearly dependent "
+                "examples, rescale the rows, or raise rtol."
+            )
         raise InfeasibleError(
             f"{func}: no w satisfies X w = y: the least-squares residual is "
-            f"max_i |<w, x_i> - y_i| = {res * unit:.3g} (relative {res / scale:.3g} > {rtol:.3g}), so y "
-            f"is not in the range of X (X has {X.shape[0]} rows and rank "
-            f"{np.linalg.matrix_rank(X)}). Remove redundant or contradicting examples."
+            f"max_i |<w, x_i> - y_i| = {res * unit:.3g} (relative {res / scale:.3g} > "
+            f"{rtol:.3g}), so y is not in the range of X (X has {X.shape[0]} rows and rank "
+            f"{rank}). Remove redundant or contradicting examples."
         )
     return w, res
+
+
+def _mapped_back(
+    X: np.ndarray, y: np.ndarray, w: np.ndarray, rtol: float, func: str, sx: float, sy: float
+) -> float:
+    """Check that ``w`` (mapped back by ``s_y/s_X``) still solves the caller's
+    ``X w = y``: it may overflow or underflow float64 when the scales of X and y are far
+    apart. Returns the residual."""
+    if not np.all(np.isfinite(w)):
+        raise SolverError(
+            f"{func}: the interpolant overflows float64: mapped back to the data's scale "
+            f"(times s_y/s_X, s_y = {sy:.3g}, s_X = {sx:.3g}) its entries are not finite. Rescale X or y."
+        )
+    res, ok = _fits(X, y, w, rtol)
+    if not ok:
+        raise SolverError(
+            f"{func}: the interpolant underflows float64: mapped back to the data's scale "
+            f"(times s_y/s_X, s_y = {sy:.3g}, s_X = {sx:.3g}) it leaves a residual max_i |<w, x_i> - y_i| = "
+            f"{res:.3g}. Rescale X or y."
+        )
+    return res
 
 
 def min_l2_interpolation(X: Any, y: Any, *, rtol: float = 1e-8) -> InterpolationResult:
@@ -107,9 +191,10 @@ def min_l2_interpolation(X: Any, y: Any, *, rtol: float = 1e-8) -> Interpolation
     else:
         nu = np.zeros_like(y)
     # Map back (X = sx·Xs, y = sy·ys): w = (sy/sx)·w_s, ν = ν_s/sx; certify on the caller's data.
-    w = w_s * (sy / sx)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        w = w_s * sy / sx  # checked by _mapped_back
     nu = nu / sx
-    res = float(np.max(np.abs(X @ w - y)))
+    res = _mapped_back(X, y, w, rtol, func, sx, sy)
     norm = pnorm(w, 2.0)
     nu = nu / max(pnorm(X.T @ nu, 2.0), 1.0)
     dual_obj = float(nu @ y)
@@ -191,10 +276,11 @@ def min_l1_interpolation(
     _, ls_resid = _lstsq(Xs, ys, func, rtol, sy)
     ls_resid *= sy
     n, d = X.shape
+    D = _row_scales(Xs)  # rows of unit size (HiGHS' tolerances are absolute)
     res = linprog(
         np.ones(2 * d),
-        A_eq=np.hstack([Xs, -Xs]),
-        b_eq=ys,
+        A_eq=np.hstack([D[:, None] * Xs, -D[:, None] * Xs]),
+        b_eq=D * ys,
         bounds=(0, None),
         method="highs",
         options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
@@ -209,17 +295,22 @@ def min_l1_interpolation(
         )
     if res.status != 0:
         raise SolverError(f"{func}: HiGHS stopped with status {res.status} ({res.message}).")
-    w = (res.x[:d] - res.x[d:]) * (sy / sx)
-    nu = np.asarray(res.eqlin.marginals, dtype=np.float64) / sx
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        w = (res.x[:d] - res.x[d:]) * sy / sx  # checked by _mapped_back
+    w_s = res.x[:d] - res.x[d:]
+    resid_s, ok = _fits(Xs, ys, w_s, 10 * rtol)
+    if not ok:
+        raise SolverError(
+            f"{func}: HiGHS returned a point with residual {resid_s * sy:.3g}. {_HINT}"
+        )
+    resid = _mapped_back(X, y, w, 10 * rtol, func, sx, sy)
+    nu = D * np.asarray(res.eqlin.marginals, dtype=np.float64) / sx
     cinf = float(np.max(np.abs(X.T @ nu)))
     nu = nu / max(cinf, 1.0)
     norm = pnorm(w, 1.0)
     dual_obj = float(nu @ y)
     gap = norm - dual_obj
     rel = abs(gap) / norm if norm > 0 else abs(gap)
-    resid = float(np.max(np.abs(X @ w - y)))
-    if resid > rtol * max(float(np.max(np.abs(y))), 1e-300) * 10:
-        raise SolverError(f"{func}: HiGHS returned a point with residual {resid:.3g}. {_HINT}")
     status = classify(func, rel, tol, what="HiGHS route", hint=_HINT)
     return InterpolationResult(
         w=w, norm=norm, objective=norm, dual=nu, dual_objective=dual_obj,

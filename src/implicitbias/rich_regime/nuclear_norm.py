@@ -114,8 +114,10 @@ def _entries(
         k = int(np.flatnonzero(bad)[0])
         raise fail(
             _FUNC, "values", "consistent: an entry observed twice"
-            + (" (as (i, j) and (j, i))" if symmetric else "") + " must have one value",
-            f"entry ({r[k]}, {c[k]}) with values {ref[k]!r} and {v[k]!r}",
+            + (" (as (i, j) or as (j, i): one entry when symmetric=True)" if symmetric else "")
+            + " must have one value",
+            f"entry ({int(r[k])}, {int(c[k])}) with values {float(ref[k])!r} and "
+            f"{float(v[k])!r}",
         )  # fmt: skip
     return r[first], c[first], v[first]
 
