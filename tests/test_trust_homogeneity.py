@@ -499,3 +499,130 @@ def test_check_is_deterministic_and_leaves_the_global_rng_alone() -> None:
 def test_bad_seed_is_refused(seed: object, exc: type[Exception]) -> None:
     with pytest.raises(exc, match=r"The 'seed' argument of homogeneity_degree"):
         ib.homogeneity_degree(ib.HomogeneousMLP(4, [8], seed=0), _X(), seed=seed)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------- researcher models (held-out style)
+class _Residual(nn.Module):
+    """h + B·relu(A·h) after a first layer: the skip is degree 1, the branch degree 2."""
+
+    def __init__(self, same_degree: bool) -> None:
+        super().__init__()
+        self.i = nn.Linear(4, 8, bias=False)
+        self.a = nn.Linear(8, 8, bias=False)
+        self.b = nn.Linear(8, 8, bias=False)
+        self.c = nn.Linear(4, 8, bias=False) if same_degree else None
+        self.o = nn.Linear(8, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.c is None:  # mixes degrees 1 (skip) and 2 (branch)
+            h = torch.relu(self.i(x))
+            return self.o(h + self.b(torch.relu(self.a(h))))
+        # two branches of degree 2 each: homogeneous of degree 3
+        return self.o(self.b(torch.relu(self.i(x))) + self.a(torch.relu(self.c(x))))
+
+
+class _Product(nn.Module):
+    """a(x) ⊙ b(relu(c(x))): degrees add (1 + 2), then the output layer: 4."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 8, bias=False), nn.Linear(8, 8, bias=False)
+        self.c, self.o = nn.Linear(4, 8, bias=False), nn.Linear(8, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.o(self.a(x) * self.b(torch.relu(self.c(x))))
+
+
+class _CalledTwice(nn.Module):
+    """One layer applied twice (its weight enters twice): o(relu(a(relu(a(x))))), degree 3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.o = nn.Linear(4, 4, bias=False), nn.Linear(4, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.o(torch.relu(self.a(torch.relu(self.a(x)))))
+
+
+def _tied_twice() -> nn.Module:
+    shared = nn.Linear(8, 8, bias=False)
+    return nn.Sequential(
+        nn.Linear(4, 8, bias=False), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(),
+        nn.Linear(8, 1, bias=False),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("make", "degree"),
+    [
+        (lambda: _Residual(same_degree=True), 3),
+        (_Product, 4),
+        (_CalledTwice, 3),
+        (_tied_twice, 4),
+    ],
+    ids=["residual-same-degree", "product-of-branches", "layer-called-twice", "tied-twice"],
+)
+def test_researcher_architectures_get_their_degree_by_construction(
+    make: Callable[[], nn.Module], degree: int
+) -> None:
+    torch.manual_seed(0)
+    model = make().to(F64)
+    X = _X()
+    snap = _snapshot(model)
+    assert ib.homogeneity_degree(model, X) == degree
+    assert _reference_degree(model, X) == pytest.approx(degree, abs=1e-9)
+    _assert_untouched(model, snap)
+
+
+def test_residual_skip_over_a_two_layer_block_is_refused() -> None:
+    torch.manual_seed(0)
+    model = _Residual(same_degree=False).to(F64)
+    with pytest.raises(ib.NotHomogeneousError, match="not positively homogeneous"):
+        ib.homogeneity_degree(model, _X())
+
+
+class _ScaleInvariant(nn.Module):
+    """Divides by the weight's norm: f(cθ) = f(θ), degree 0 (or −1 with ``inverse``)."""
+
+    def __init__(self, inverse: bool = False) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 1, bias=False)
+        self.inverse = inverse
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.inverse:
+            return x.sum(1, keepdim=True) / self.a.weight.norm()
+        return self.a(x) / self.a.weight.norm()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m, X: ib.homogeneity_degree(m, X),
+        lambda m, X: ib.Homogeneous(m, example_input=X),
+        lambda m, X: ib.train(m, X, torch.sign(X[:, 0]), weight_decay=0.0, lr=0.1, steps=2),
+    ],
+    ids=["homogeneity_degree", "Homogeneous", "train"],
+)
+@pytest.mark.parametrize("inverse", [False, True], ids=["degree0", "degree-1"])
+def test_scale_invariant_or_negative_degree_model_is_refused(call, inverse: bool) -> None:
+    # was: degree 0.0 (or -1.0) returned and used, silently, as the model's degree
+    model = _ScaleInvariant(inverse).to(F64)
+    snap = _snapshot(model)
+    with pytest.raises(ib.NotHomogeneousError, match=r"L > 0"):
+        call(model, _X())
+    _assert_untouched(model, snap)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_sixteen_bit_model_gets_its_degree(dtype: torch.dtype, depth: int) -> None:
+    # was: a raw "ValueError: cannot convert float NaN to integer" (every output was
+    # taken for rounding noise, as the noise threshold 1e4·eps exceeds 1 in 16 bits)
+    layers: list[nn.Module] = []
+    width = 4
+    for _ in range(depth - 1):
+        layers += [nn.Linear(width, 16, bias=False), nn.ReLU()]
+        width = 16
+    model = _seq(*layers, nn.Linear(width, 1, bias=False), dtype=dtype)
+    assert ib.homogeneity_degree(model, _X(32)) == depth

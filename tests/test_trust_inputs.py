@@ -290,3 +290,39 @@ def test_diagonal_net_at_large_alpha_float32_is_exact_zero() -> None:
     assert float(net(X).detach().abs().max()) == 0.0
     assert ib.check_zero_output(net, X) == 0.0
     assert ib.homogeneity_degree(net, X) == 2
+
+
+# ------------------------------------------------------- check_zero_output, a random forward
+class _FunctionalDropout(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(3, 6, bias=False, dtype=F64)
+        self.b = nn.Linear(6, 1, bias=False, dtype=F64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.nn.functional.dropout(torch.relu(self.a(x)), 0.5, training=True)
+        return self.b(h)
+
+
+def test_check_zero_output_names_a_dropout_layer_in_training_mode() -> None:
+    # was: NonZeroInitError telling the user to symmetrize a model that already is: the two
+    # halves draw different dropout masks
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Linear(3, 6, bias=False), nn.ReLU(), nn.Dropout(0.5), nn.Linear(6, 1, bias=False)
+    ).to(F64)
+    sym = ib.symmetrize(net)
+    with pytest.raises(ib.NotHomogeneousError, match=r"nondeterministic: 'positive\.2' \(Dropout"):
+        ib.check_zero_output(sym, _X())
+    assert ib.check_zero_output(sym.eval(), _X()) == 0.0  # the same model in eval mode
+
+
+def test_check_zero_output_calls_a_functional_dropout_nondeterministic() -> None:
+    torch.manual_seed(0)
+    with pytest.raises(ib.NotHomogeneousError, match="check_zero_output: .* nondeterministic"):
+        ib.check_zero_output(ib.symmetrize(_FunctionalDropout()), _X())
+
+
+def test_check_zero_output_still_reports_a_deterministic_nonzero_output() -> None:
+    with pytest.raises(ib.NonZeroInitError, match="not zero"):
+        ib.check_zero_output(_mlp(), _X())

@@ -632,3 +632,114 @@ def test_train_leaves_batchnorm_statistics_alone_when_it_refuses_the_model() -> 
         train(net, X, y, weight_decay=1e-2, lr=0.1, steps=5, degree=2)
     assert torch.equal(bn.running_mean, mean) and torch.equal(bn.running_var, var)
     assert int(bn.num_batches_tracked) == 0 and net.training and bn.training
+
+
+# ------------------------------------------------------------- researcher models, odd inputs
+def _relu_net(dtype: torch.dtype = DT) -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(10, 8, bias=False), nn.ReLU(), nn.Linear(8, 1, bias=False)
+    ).to(dtype)
+
+
+def test_unbatched_inputs_are_refused_naming_X() -> None:
+    # was: a raw torch RuntimeError (the model saw one example of 10 features, not 10 examples)
+    X, y = _data()
+    with pytest.raises(InvalidArgumentError, match=r"'X' argument of train .*unsqueeze\(0\)"):
+        train(_relu_net(), X[0], y[:10], **KW)
+
+
+class _FlattensTheBatch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(10, 2, bias=False, dtype=DT)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x).reshape(-1)  # (2n,): outputs no longer pair with the labels
+
+
+def test_outputs_that_do_not_pair_with_the_examples_are_refused_naming_model() -> None:
+    X, y = _data()
+    with pytest.raises(InvalidArgumentError, match=r"'model' argument of train .* \(32,\)"):
+        train(_FlattensTheBatch(), X, y, **KW)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+def test_sixteen_bit_model_trains_like_torch_sgd(dtype: torch.dtype) -> None:
+    # was: a raw ValueError from the degree measurement of a 16-bit model
+    X, y = _data()
+    net = _relu_net(dtype)
+    ref = _relu_net(dtype)
+    opt = torch.optim.SGD(ref.parameters(), lr=0.05, weight_decay=0.05)
+    for _ in range(20):
+        opt.zero_grad()
+        nn.functional.softplus(-y.to(dtype) * ref(X.to(dtype))[:, 0]).mean().backward()
+        opt.step()
+    res = train(net, X, y, weight_decay=0.05, lr=0.05, steps=20, num_evals=3)
+    assert res.status == "completed" and res.model.degree == 2
+    eps = torch.finfo(dtype).eps
+    for p, q in zip(net.parameters(), ref.parameters()):
+        assert float((p - q).detach().abs().max()) <= 8 * eps * float(q.detach().abs().max())
+
+
+def test_resume_refuses_a_model_with_another_forward_hook(tmp_path: Path) -> None:
+    # was: the fingerprint hashed the repr, which does not show hooks; the run resumed
+    # silently onto another function's trajectory
+    X, y = _data()
+    ck = tmp_path / "run.pt"
+    net = _relu_net()
+    train(net, X, y, checkpoint_path=ck, **KW)
+    other = _relu_net()
+    other[0].register_forward_hook(lambda mod, args, out: 3 * out)
+    with pytest.raises(InvalidArgumentError, match=r"'checkpoint_path' .* architecture"):
+        train(other, X, y, checkpoint_path=ck, resume=True, **KW)
+
+
+def _double(mod: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
+    return 2 * out
+
+
+def test_resume_accepts_the_same_forward_hook(tmp_path: Path) -> None:
+    # a hook of the same function (as in a re-run of the same script) resumes, exactly
+    X, y = _data()
+    ck = tmp_path / "run.pt"
+    nets = [_relu_net() for _ in range(3)]
+    for net in nets:
+        net[0].register_forward_hook(_double)
+    full = train(nets[0], X, y, **KW)
+    stop = {"n": 0}
+
+    def interrupt_at_the_fourth_evaluation(model: ib.Homogeneous, t: float) -> dict:
+        stop["n"] += 1
+        if stop["n"] == 4:
+            raise KeyboardInterrupt
+        return {}
+
+    cut = train(nets[1], X, y, checkpoint_path=ck, metrics=interrupt_at_the_fourth_evaluation, **KW)
+    assert cut.status == "interrupted"
+    nets[2].load_state_dict(nets[1].state_dict())
+    done = train(nets[2], X, y, checkpoint_path=ck, resume=True, metrics=lambda m, t: {}, **KW)
+    assert done.resumed_from == cut.t_final and done.status == "completed"
+    _same(full.history, done.history)
+    for p, q in zip(nets[0].parameters(), nets[2].parameters()):
+        assert torch.equal(p, q)
+
+
+def test_history_csv_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
+    # was: the header "t,t" read one data row as two rows
+    path = tmp_path / "h.csv"
+    path.write_text("t,t\n0.0,1.0\n")
+    with pytest.raises(InvalidArgumentError, match=r"'path' argument of History.from_csv"):
+        History.from_csv(path)
+
+
+def test_history_with_duplicate_columns_is_refused() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"'columns' argument of History"):
+        History(columns=["t", "loss", "t"])
+
+
+def test_history_csv_blank_lines_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text("t,loss\n0.0,1.0\n\n1.0,0.5\n\n")
+    h = History.from_csv(path)
+    assert h["t"].tolist() == [0.0, 1.0] and h["loss"].tolist() == [1.0, 0.5]

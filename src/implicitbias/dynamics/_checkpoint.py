@@ -5,8 +5,9 @@ A checkpoint is a ``torch.save`` file of tensors and Python primitives only (loa
 ``torch.load(path, weights_only=True)``). It carries the run's configuration and a SHA-256
 fingerprint of everything that determines the trajectory: the bytes of the inputs and labels,
 their dtypes and shapes, the configuration (loss, λ, method, η, horizon, integrator and
-tolerances, degree, α), the evaluation schedule and the model (parameter names and shapes and
-its ``repr``). A run resumes only from a checkpoint with the same fingerprint.
+tolerances, degree, α), the evaluation schedule and the model (parameter names and shapes, its
+``repr`` and the names of its hooks). A run resumes only from a checkpoint with the same
+fingerprint.
 """
 
 from __future__ import annotations
@@ -202,13 +203,30 @@ def data_digest(X: torch.Tensor, y: torch.Tensor) -> str:
     return hsh.hexdigest()
 
 
+_HOOK_SLOTS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks")
+
+
+def _hook_names(model: torch.nn.Module) -> list[str]:
+    """The hooks registered on each submodule, by qualified name (they change the function
+    without changing the ``repr``: a forward hook that rescales a layer's output)."""
+    out = []
+    for name, mod in model.named_modules():
+        for slot in _HOOK_SLOTS:
+            for hook in getattr(mod, slot, {}).values():
+                qual = getattr(hook, "__qualname__", None) or type(hook).__qualname__
+                out.append(f"{name}:{slot}:{getattr(hook, '__module__', '')}.{qual}")
+    return out
+
+
 def model_digest(model: torch.nn.Module) -> str:
-    """SHA-256 of the model's architecture: its ``repr`` and its trainable parameters' names,
-    shapes and dtypes (not their values: a run resumes from the checkpoint's θ)."""
+    """SHA-256 of the model's architecture: its ``repr``, its trainable parameters' names,
+    shapes and dtypes (not their values: a run resumes from the checkpoint's θ), and the
+    qualified names of the hooks on its submodules."""
     names = [
         f"{n}:{tuple(p.shape)}:{p.dtype}" for n, p in model.named_parameters() if p.requires_grad
     ]
-    return hashlib.sha256(("\n".join(names) + "\n" + repr(model)).encode()).hexdigest()
+    text = "\n".join([*names, repr(model), *_hook_names(model)])
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def fingerprint(config: dict[str, Any], times: np.ndarray) -> str:

@@ -90,6 +90,19 @@ def _probe_outputs(h: Homogeneous, X: torch.Tensor) -> tuple[int, ...]:
         ) from exc
     if not isinstance(out, torch.Tensor):
         raise fail_type(_FUNC, "model", "a module whose forward returns a tensor", out)
+    n = X.shape[0]
+    if out.ndim == 0 or out.shape[0] != n:
+        # one output row per example, else the loss pairs outputs with the wrong labels
+        arg = "X" if X.ndim == 1 else "model"
+        raise fail(
+            _FUNC,
+            arg,
+            f"a model and inputs with one output per example (outputs of shape (n,) or (n, C) "
+            f"with n = X.shape[0] = {n})",
+            f"outputs of shape {tuple(out.shape)} for X of shape {tuple(X.shape)}",
+            "A single example needs its batch dimension (X.unsqueeze(0)); a forward must not "
+            "sum, average or flatten over the batch.",
+        )
     return tuple(out.shape)
 
 

@@ -86,7 +86,12 @@ class History:
         columns: Iterable[str] | None = None,
         rows: Iterable[Mapping[str, float]] | None = None,
     ) -> None:
+        if isinstance(columns, (str, bytes)):
+            raise fail_type("History", "columns", "a sequence of column names", columns)
         self._columns: list[str] | None = None if columns is None else [str(c) for c in columns]
+        if self._columns is not None and len(set(self._columns)) != len(self._columns):
+            twice = sorted({c for c in self._columns if self._columns.count(c) > 1})
+            raise fail("History", "columns", "distinct column names", f"{twice} more than once")
         self._data: dict[str, list[float]] = {c: [] for c in (self._columns or [])}
         for row in rows or ():
             self.append(row)
@@ -192,8 +197,9 @@ class History:
         A last line that does not end in a newline (a process killed while writing it) is
         ignored, even when its fields happen to parse: its last number may be cut short. An
         empty file, or one whose header line is itself cut short, reads as an empty
-        ``History()``; a header alone gives the columns and no rows. Any other malformed line
-        (a wrong number of fields, or a field that is not a number) is an error naming the line.
+        ``History()``; a header alone gives the columns and no rows; blank lines are skipped.
+        Any other malformed line (a wrong number of fields, or a field that is not a number) is
+        an error naming the line, and so is a header that names a column twice.
         """
         func = "History.from_csv"
         if not isinstance(path, (str, os.PathLike)):
@@ -207,8 +213,18 @@ class History:
             header = next(reader)
         except StopIteration:
             return cls()
+        if len(set(header)) != len(header):
+            twice = sorted({c for c in header if header.count(c) > 1})
+            raise fail(
+                func,
+                "path",
+                "a history CSV whose header names each column once",
+                f"the columns {twice} more than once in {os.fspath(path)!r}",
+            )
         out = cls(columns=header)
         for line in reader:
+            if not line:
+                continue  # a blank line (a hand-edited file)
             where = f"line {reader.line_num} of {os.fspath(path)!r}"
             if len(line) != len(header):
                 raise fail(

@@ -221,9 +221,10 @@ def train(
         the fingerprint of this call — a SHA-256 hash of the bytes, dtypes and shapes of ``X``
         and ``y``, of the configuration (loss, λ, method, η, horizon, schedule, integrator,
         tolerances, degree, ``alpha``) and of the model's architecture (parameter names and
-        shapes, ``repr``) — else an error names ``checkpoint_path`` and what differs (a
-        permuted or edited dataset does not resume). If the file does not exist the run starts
-        from the model's current parameters (``TrainResult.resumed_from`` is then None).
+        shapes, ``repr``, the names of its hooks) — else an error names ``checkpoint_path``
+        and what differs (a permuted or edited dataset does not resume). If the file does not
+        exist the run starts from the model's current parameters (``TrainResult.resumed_from``
+        is then None).
     progress : bool, optional
         Show a tqdm progress bar; default only when stderr is a terminal.
     alpha : float, optional

@@ -8,8 +8,9 @@ import warnings
 import torch
 from torch import nn
 
-from implicitbias._errors import NonZeroInitError
+from implicitbias._errors import NonZeroInitError, NotHomogeneousError
 from implicitbias._validation import check_choice, check_positive, fail, fail_type
+from implicitbias.models._checks import layer_problem
 from implicitbias.models._guard import check_model, untouched
 from implicitbias.models.homogeneous import Homogeneous
 
@@ -130,6 +131,10 @@ def check_zero_output(
     ------
     NonZeroInitError
         If the output is not zero and ``action="raise"``.
+    NotHomogeneousError
+        If the output is not zero because the forward pass is random (dropout in training mode:
+        the two halves of a symmetrized model draw different masks); the message names the
+        layer where it is recognised.
     InvalidArgumentError
         If the parameters, outputs or gradients are not finite (NaN weights, an initialization
         scale that overflows the dtype), or the model or ``X`` is on the ``meta`` device.
@@ -158,6 +163,10 @@ def check_zero_output(
             gen = torch.Generator().manual_seed(0)
             signs = torch.randint(0, 2, out.shape, generator=gen).to(out) * 2 - 1
             (g,) = torch.autograd.grad((out * signs).sum(), theta, allow_unused=True)
+        # a second forward in the same random stream: a random forward (dropout in training
+        # mode) is told apart from a non-zero initialization
+        with torch.no_grad():
+            again = h.function(theta.detach(), X).reshape(out.shape)
     out = out.detach()
     if not bool(torch.isfinite(out).all()):
         bad = int(out.numel() - int(torch.isfinite(out).sum()))
@@ -182,6 +191,7 @@ def check_zero_output(
     scale /= degree * X.shape[0] ** 0.5
     worst = float(out.abs().max())
     if worst > rtol * scale or (scale == 0.0 and worst > 0.0):
+        _require_deterministic(h, again, out, func)
         msg = (
             f"The model's output at initialization is not zero: max |f(θ; x)| = {worst:.3g}, "
             f"while the natural output scale ‖∇f‖‖θ‖/L is {scale:.3g} (rtol = {rtol:.2g}). "
@@ -192,3 +202,22 @@ def check_zero_output(
             raise NonZeroInitError(msg)
         warnings.warn(msg, UserWarning, stacklevel=2)
     return worst
+
+
+def _require_deterministic(
+    h: Homogeneous, again: torch.Tensor, out: torch.Tensor, func: str
+) -> None:
+    """A nonzero output of a random forward (dropout in training mode: the two halves of a
+    symmetrized model draw different masks) is not a non-zero initialization: say so."""
+    spread = float((again - out).abs().max())
+    if not spread > 64 * torch.finfo(out.dtype).eps * float(out.abs().max()):
+        return  # the same outputs, up to the rounding of a nondeterministic kernel
+    problem = layer_problem(list(h.model.named_modules()))
+    reason = (
+        problem[1]
+        if problem is not None and problem[0] == "random"
+        else "two evaluations at the same parameters and inputs differ, so the output at θ is "
+        "not a function of θ; remove the randomness (dropout or noise in training mode: call "
+        "model.eval())"
+    )
+    raise NotHomogeneousError(f"{func}: the model's forward pass is nondeterministic: {reason}.")

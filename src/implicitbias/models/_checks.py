@@ -394,7 +394,8 @@ def _point(
             f"{func}: the model's outputs are not finite {where}, although they are at θ, so "
             "homogeneity cannot hold there." + diagnose(model, calls)
         )
-    tiny = 1e3 * torch.finfo(f0.dtype).eps
+    # (capped, so that 16-bit dtypes, whose eps is ~1e-3, still read ordinary outputs)
+    tiny = min(1e3 * torch.finfo(f0.dtype).eps, 1e-2)
     top = float(f0.abs().max())
     g0 = g_hint
     # Natural output scale ‖∇f‖‖θ‖ (Euler: L f = <∇f, θ>); outputs far below it are rounding
@@ -416,7 +417,7 @@ def _point(
             return gradient(s, r)[0]
 
     # outputs below this fraction of the largest are rounding noise in the model's dtype
-    mask = base.abs() > max(1e-6, 1e4 * torch.finfo(base.dtype).eps) * base.abs().max()
+    mask = base.abs() > min(max(1e-6, 1e4 * torch.finfo(base.dtype).eps), 0.1) * base.abs().max()
     estimates, values = [], {}
     for c in scales:
         fc = fn(c * t)

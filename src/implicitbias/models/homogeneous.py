@@ -136,7 +136,8 @@ def homogeneity_degree(
     NotHomogeneousError
         If a layer is recognised as not homogeneous or random (the message names it, e.g.
         ``'1' (BatchNorm1d)``), or the ratio is not the same power of c for every output, point
-        and scale (with the measured ratios and the likely culprit: a hidden bias, ...).
+        and scale (with the measured ratios and the likely culprit: a hidden bias, ...), or
+        the degree is not positive (a scale-invariant model, L = 0, or L < 0).
     InvalidArgumentError
         If the parameters or outputs are not finite (NaN weights, an overflowing scale), the
         model or ``X`` is on the ``meta`` device, or ``X`` has a dtype the model cannot take.
@@ -164,7 +165,15 @@ def homogeneity_degree(
     inner = model.model if isinstance(model, Homogeneous) else model
     h = Homogeneous(inner, degree=1, _skip_check=True)
     X = h._prepare_input(X, func)
-    return _measure(h, X, scales=scales, rtol=rtol, seed=seed, func=func).rounded()
+    found = _measure(h, X, scales=scales, rtol=rtol, seed=seed, func=func)
+    if not found.degree > 0 or found.fits(0.0):
+        raise NotHomogeneousError(
+            f"{func}: the model's outputs do not grow with the scale of its parameters: "
+            f"f(cθ) = c^L f(θ) holds with L = {found.degree:.4g}, and the theory needs a degree "
+            "L > 0. A forward that normalizes by a weight's or an activation's norm (F.normalize, "
+            "division by ‖W‖, a functional layer_norm) makes the model scale-invariant (L = 0)."
+        )
+    return found.rounded()
 
 
 class Homogeneous(nn.Module):
