@@ -569,3 +569,25 @@ def test_property_default_route_equals_jacobian(arch) -> None:
     atol = 1e-10 * max(float(reference.abs().max()), 1e-300)
     torch.testing.assert_close(K, reference, rtol=0, atol=atol)
     torch.testing.assert_close(K, _autograd_ntk(model, Z), rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("consumer", ["empirical_ntk", "ntk_predictor", "kkt_residuals", "train"])
+def test_a_hook_on_the_homogeneous_wrapper_itself_is_refused(consumer: str) -> None:
+    """Every route evaluates the wrapped module, so a hook registered on the ib.Homogeneous
+    wrapper would be skipped silently: each consumer refuses it, naming `model`."""
+    torch.manual_seed(0)
+    X = torch.randn(12, 4, dtype=torch.float64)
+    net = nn.Sequential(
+        nn.Linear(4, 8, bias=False), nn.ReLU(), nn.Linear(8, 1, bias=False)
+    ).double()
+    h = ib.Homogeneous(net, degree=2)
+    y = torch.sign(h(X).detach().reshape(-1))
+    h.register_forward_hook(lambda mod, inp, out: 2 * out)
+    calls = {
+        "empirical_ntk": lambda: ib.empirical_ntk(h, X),
+        "ntk_predictor": lambda: ib.ntk_predictor(h, X, y),
+        "kkt_residuals": lambda: ib.kkt_residuals(h, X, y),
+        "train": lambda: ib.train(h, X, y, weight_decay=0.1, lr=0.1, steps=2),
+    }
+    with pytest.raises(ib.InvalidArgumentError, match=r"'model' argument of .*without hooks"):
+        calls[consumer]()

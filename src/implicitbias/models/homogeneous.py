@@ -176,6 +176,15 @@ def homogeneity_degree(
     return found.rounded()
 
 
+#: hook tables of an nn.Module; a Homogeneous wrapper must leave them empty (see _prepare_input)
+_WRAPPER_HOOKS = (
+    "_forward_hooks",
+    "_forward_pre_hooks",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+)
+
+
 class Homogeneous(nn.Module):
     r"""An L-homogeneous model and its functional view f(θ; X) on a flat parameter vector θ.
 
@@ -363,6 +372,16 @@ class Homogeneous(nn.Module):
         not yet checked is checked here, once, on (up to 64 rows of) ``X``.
         """
         check_model(self.model, self._names, func)
+        hooks = [name for name in _WRAPPER_HOOKS if getattr(self, name, None)]
+        if hooks:
+            raise fail(
+                func,
+                "model",
+                "a Homogeneous wrapper without hooks of its own",
+                f"one with {', '.join(hooks)}",
+                "The library evaluates the wrapped module (model.model), so a hook on the "
+                "wrapper would be silently skipped; register it on the wrapped module instead.",
+            )
         if not isinstance(X, torch.Tensor):
             raise fail_type(func, arg, "a torch.Tensor of inputs", X)
         if X.is_meta:
