@@ -39,8 +39,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from implicitbias import __version__
-from implicitbias._errors import ImplicitBiasError
+from implicitbias import ImplicitBiasError, __version__
 
 __all__ = ["main", "build_parser"]
 
@@ -71,9 +70,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _experiments() -> dict[str, str]:
-    from implicitbias.experiments.configs import EXPERIMENTS
+    from implicitbias.experiments import list_experiments
 
-    return EXPERIMENTS
+    return list_experiments()
 
 
 def _parse_set(items: Sequence[str]) -> dict[str, Any]:
@@ -257,7 +256,7 @@ def _cli_message(message: str, origin: dict[str, str]) -> str:
 
 def _validate(args: argparse.Namespace) -> tuple[int, int | None, dict[str, Any], dict[str, str]]:
     """The seed, threads, overrides and where each override came from; UsageError if bad."""
-    from implicitbias.experiments.configs import _ALL_SCALES, SCALES
+    from implicitbias.experiments import ALL_SCALES, SCALES
 
     exps = _experiments()
     if args.name not in exps:
@@ -266,7 +265,7 @@ def _validate(args: argparse.Namespace) -> tuple[int, int | None, dict[str, Any]
             + ", ".join(repr(k) for k in exps)
             + ")"
         )
-    if args.scale not in _ALL_SCALES:
+    if args.scale not in ALL_SCALES:
         raise UsageError(
             f"argument --scale: invalid choice: {args.scale!r} (choose from "
             + ", ".join(repr(k) for k in SCALES)
@@ -301,8 +300,8 @@ def _validate(args: argparse.Namespace) -> tuple[int, int | None, dict[str, Any]
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     seed, threads, overrides, origin = _validate(args)
 
-    from implicitbias._errors import InvalidArgumentError, InvalidArgumentTypeError
-    from implicitbias.experiments.runner import run
+    from implicitbias import InvalidArgumentError, InvalidArgumentTypeError
+    from implicitbias.experiments import run
 
     quiet = args.no_progress
     t0 = time.perf_counter()

@@ -5,8 +5,11 @@ Appendix F); ``"quick"`` is a small default that shows the same effect on a 2-co
 a minute; ``"tiny"`` is a seconds-long smoke setting for tests (its plots are not meant to show
 anything). A run's horizon is given in units of the transition time t* = (1/λ)·log α.
 
-Every config is a frozen dataclass; :func:`get_config` returns the preset of a scale with
-optional field overrides.
+Every config is a frozen dataclass derived from :class:`ExperimentConfig`, which holds the
+settings all experiments share (α, λ, η, horizon, schedule, method, tolerances, precision).
+Each experiment module declares its presets (one config per scale) in its
+:func:`~implicitbias.experiments.registry.register` call; :func:`get_config` returns the preset
+of a scale with optional field overrides.
 """
 
 from __future__ import annotations
@@ -25,37 +28,31 @@ from implicitbias._validation import (
     fail,
     fail_type,
 )
+from implicitbias.experiments.registry import ALL_SCALES, EXPERIMENTS, SCALES, get_experiment
 
 __all__ = [
     "SCALES",
+    "ALL_SCALES",
     "EXPERIMENTS",
+    "ExperimentConfig",
     "DiagonalConfig",
     "CompletionConfig",
     "ModularConfig",
     "get_config",
 ]
 
-#: Public scales; ``"tiny"`` exists for tests and is accepted but not advertised.
-SCALES = ("quick", "paper")
-_ALL_SCALES = ("quick", "paper", "tiny")
 
+@dataclass(frozen=True, kw_only=True)
+class ExperimentConfig:
+    """The settings every experiment has; each experiment's config adds its own fields.
 
-@dataclass(frozen=True)
-class DiagonalConfig:
-    """A diagonal-net linear-classification run (sparse-linear grokking or misgrokking).
+    All fields are keyword-only. A subclass re-declares a field only to change its default.
 
     Attributes
     ----------
-    task : {"sparse", "large_margin"}
-        The data law (see :mod:`implicitbias.experiments.data`).
-    d, n, n_test : int
-        Dimension, training and test set sizes.
-    k : int
-        Sparsity of w* (sparse task).
-    gamma : float
-        γ of the large-margin task.
     alpha : float
-        Initial norm ‖θ(0)‖₂ (``u = v = α/√(2d)``, the paper's convention).
+        The initialization scale α > 1 (its meaning is the experiment's: the initial norm of
+        the diagonal net, the scale of U = V = α I, the factor of a He initialization).
     weight_decay, lr : float
         λ and the GD step η (flow: the unit of steps-equivalent t/η).
     horizon : float
@@ -70,20 +67,8 @@ class DiagonalConfig:
         Flow tolerances.
     dtype : {"float64", "float32"}
         Training precision.
-    l1_screen : int
-        0: the ℓ1 max-margin baseline is solved exactly over all ``d`` features. K > 0: it is
-        solved over the K features with the largest ``|Xᵀy|`` only (a feasible, not certified,
-        solution; the summary reports its dual violation over all features). The default 0 is
-        exact at every scale: column generation solves the paper's 256 × 10⁵ instance in
-        under a second.
     """
 
-    task: str
-    d: int
-    n: int
-    n_test: int
-    k: int = 3
-    gamma: float = 25.0
     alpha: float = 128.0
     weight_decay: float = 1e-3
     lr: float = 0.01
@@ -94,7 +79,6 @@ class DiagonalConfig:
     rtol: float = 1e-5
     atol: float = 1e-9
     dtype: str = "float64"
-    l1_screen: int = 0
 
     @property
     def t_star(self) -> float:
@@ -103,11 +87,46 @@ class DiagonalConfig:
 
     @property
     def t_max(self) -> float:
+        """The end of training, horizon · t*."""
         return self.horizon * self.t_star
 
 
-@dataclass(frozen=True)
-class CompletionConfig:
+@dataclass(frozen=True, kw_only=True)
+class DiagonalConfig(ExperimentConfig):
+    """A diagonal-net linear-classification run (sparse-linear grokking or misgrokking).
+
+    Attributes
+    ----------
+    task : {"sparse", "large_margin"}
+        The data law (see :mod:`implicitbias.experiments.data`).
+    d, n, n_test : int
+        Dimension, training and test set sizes.
+    k : int
+        Sparsity of w* (sparse task).
+    gamma : float
+        γ of the large-margin task.
+    l1_screen : int
+        0: the ℓ1 max-margin baseline is solved exactly over all ``d`` features. K > 0: it is
+        solved over the K features with the largest ``|Xᵀy|`` only (a feasible, not certified,
+        solution; the summary reports its dual violation over all features). The default 0 is
+        exact at every scale: column generation solves the paper's 256 × 10⁵ instance in
+        under a second.
+    alpha, weight_decay, lr, horizon, num_evals, kkt_evals, method, rtol, atol, dtype :
+        As in :class:`ExperimentConfig`; ``alpha`` is the initial norm ‖θ(0)‖₂
+        (``u = v = α/√(2d)``, the paper's convention).
+    """
+
+    task: str
+    d: int
+    n: int
+    n_test: int
+    k: int = 3
+    gamma: float = 25.0
+    l1_screen: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompletionConfig(ExperimentConfig):
     """A matrix-completion run (multiplication table, U = V = α·I, squared loss).
 
     Attributes
@@ -117,33 +136,23 @@ class CompletionConfig:
     fraction : float
         Fraction of the d² entries observed.
     alpha, weight_decay, lr, horizon, num_evals, kkt_evals, method, rtol, atol, dtype :
-        As in :class:`DiagonalConfig` (``alpha`` is the scale of ``U = V = α I``).
+        As in :class:`ExperimentConfig` (``alpha`` is the scale of ``U = V = α I``).
     """
 
     d: int
     fraction: float = 0.05
+    # defaults of this experiment
     alpha: float = 10.0
     weight_decay: float = 1e-4
     lr: float = 0.1
     horizon: float = 10.0
-    num_evals: int = 120
     kkt_evals: int = 12
-    method: str = "flow"
     rtol: float = 1e-6
     atol: float = 1e-10
-    dtype: str = "float64"
-
-    @property
-    def t_star(self) -> float:
-        return math.log(self.alpha) / self.weight_decay
-
-    @property
-    def t_max(self) -> float:
-        return self.horizon * self.t_star
 
 
-@dataclass(frozen=True)
-class ModularConfig:
+@dataclass(frozen=True, kw_only=True)
+class ModularConfig(ExperimentConfig):
     """A modular-addition run: two-layer ReLU net (first-layer bias), cross-entropy.
 
     He-normal init scaled by α, last layer zeroed (THEORY §6.4).
@@ -157,17 +166,17 @@ class ModularConfig:
     width : int
         Hidden width.
     alpha, weight_decay, lr, horizon, num_evals, kkt_evals, method, rtol, atol, dtype :
-        As in :class:`DiagonalConfig`; ``alpha`` multiplies the He initialization and t* is
+        As in :class:`ExperimentConfig`; ``alpha`` multiplies the He initialization and t* is
         log(α)/λ.
     """
 
     p: int
     train_fraction: float = 0.4
     width: int = 1024
+    # defaults of this experiment
     alpha: float = 1.0
     weight_decay: float = 1e-4
     lr: float = 0.002
-    horizon: float = 3.0
     num_evals: int = 100
     kkt_evals: int = 0
     method: str = "gd"
@@ -177,184 +186,8 @@ class ModularConfig:
 
     @property
     def t_star(self) -> float:
+        """t* = log(α)/λ (NaN for α ≤ 1: no transition)."""
         return math.log(self.alpha) / self.weight_decay if self.alpha > 1 else float("nan")
-
-    @property
-    def t_max(self) -> float:
-        return self.horizon * self.t_star
-
-
-EXPERIMENTS: dict[str, str] = {
-    "sparse-linear": (
-        "Grokking: diagonal net on a 3-sparse linear classification task; test accuracy jumps "
-        "from the l2 (kernel) to the l1 (rich) max-margin level near t* = log(alpha)/lambda."
-    ),
-    "misgrokking": (
-        "Misgrokking: diagonal net on data with a large l2 margin; test accuracy is high early "
-        "(l2 max-margin) and falls after t* (l1 max-margin)."
-    ),
-    "matrix-completion": (
-        "Matrix completion of the multiplication table with U U^T - V V^T: test MSE sits on the "
-        "zero-fill (kernel) plateau, then drops to the min-nuclear-norm completion after t*."
-    ),
-    "modular-addition": (
-        "Modular addition with a two-layer ReLU net (large init, small weight decay, "
-        "cross-entropy): train accuracy 100% long before test accuracy rises."
-    ),
-}
-
-_PRESETS: dict[str, dict[str, Any]] = {
-    "sparse-linear": {
-        "paper": DiagonalConfig(
-            task="sparse",
-            d=100_000,
-            n=256,
-            n_test=10_000,
-            alpha=128.0,
-            weight_decay=1e-3,
-            lr=0.01,
-            horizon=2e6 * 0.01 / (math.log(128.0) / 1e-3),
-            num_evals=100,
-            kkt_evals=12,
-        ),
-        "quick": DiagonalConfig(
-            task="sparse",
-            d=500,
-            n=256,
-            n_test=10_000,
-            alpha=512.0,
-            weight_decay=0.1,
-            lr=1e-3,
-            horizon=3.0,
-        ),
-        "tiny": DiagonalConfig(
-            task="sparse",
-            d=200,
-            n=64,
-            n_test=1000,
-            alpha=128.0,
-            weight_decay=0.1,
-            lr=1e-3,
-            horizon=2.5,
-            num_evals=40,
-            kkt_evals=6,
-            rtol=1e-4,
-        ),
-    },
-    "misgrokking": {
-        "paper": DiagonalConfig(
-            task="large_margin",
-            d=100_000,
-            n=32,
-            n_test=10_000,
-            gamma=25.0,
-            alpha=128.0,
-            weight_decay=1e-3,
-            lr=0.01,
-            horizon=2e7 * 0.01 / (math.log(128.0) / 1e-3),
-            num_evals=100,
-            kkt_evals=12,
-        ),
-        "quick": DiagonalConfig(
-            task="large_margin",
-            d=20_000,
-            n=32,
-            n_test=10_000,
-            gamma=25.0,
-            alpha=512.0,
-            weight_decay=0.1,
-            lr=1e-3,
-            horizon=40.0,
-        ),
-        "tiny": DiagonalConfig(
-            task="large_margin",
-            d=200,
-            n=16,
-            n_test=1000,
-            gamma=25.0,
-            alpha=128.0,
-            weight_decay=0.1,
-            lr=1e-3,
-            horizon=4.0,
-            num_evals=40,
-            kkt_evals=6,
-            rtol=1e-4,
-        ),
-    },
-    "matrix-completion": {
-        "paper": CompletionConfig(
-            d=97,
-            fraction=0.05,
-            alpha=10.0,
-            weight_decay=1e-4,
-            lr=0.1,
-            horizon=1e7 * 0.1 / (math.log(10.0) / 1e-4),
-        ),
-        "quick": CompletionConfig(
-            d=40,
-            fraction=0.2,
-            alpha=10.0,
-            weight_decay=1e-3,
-            lr=0.1,
-            horizon=10.0,
-        ),
-        "tiny": CompletionConfig(
-            d=12,
-            fraction=0.4,
-            alpha=5.0,
-            weight_decay=1e-2,
-            lr=0.05,
-            horizon=6.0,
-            num_evals=40,
-            kkt_evals=5,
-            rtol=1e-5,
-        ),
-    },
-    "modular-addition": {
-        # THEORY §6.4 fixes p, the split, the width, η and λ but not α; α = 8 is this library's
-        # default (set it with --alpha).
-        "paper": ModularConfig(
-            p=97,
-            train_fraction=0.4,
-            width=1024,
-            alpha=8.0,
-            weight_decay=1e-4,
-            lr=0.002,
-            horizon=1e8 * 0.002 / (math.log(8.0) / 1e-4),
-            method="gd",
-            dtype="float32",
-        ),
-        # Grokking on a CPU: the training set is fitted before t*, test accuracy stays at 0
-        # through 3 t* and rises to ~95% by 12 t* (see docs/reproduce.md). A 70% split of
-        # p = 31 (vs the paper's 40% of p = 97) keeps the data small while the late phase still
-        # generalizes; α = 2, λ = 2e-3, η = 0.1 make 12 t* about 4×10⁴ stable GD steps.
-        "quick": ModularConfig(
-            p=31,
-            train_fraction=0.7,
-            width=512,
-            alpha=2.0,
-            weight_decay=2e-3,
-            lr=0.1,
-            horizon=12.0,
-            num_evals=60,
-            method="gd",
-            dtype="float32",
-        ),
-        "tiny": ModularConfig(
-            p=7,
-            train_fraction=0.5,
-            width=32,
-            alpha=4.0,
-            weight_decay=1e-2,
-            lr=0.05,
-            horizon=2.0,
-            num_evals=30,
-            method="flow",
-            dtype="float64",
-            rtol=1e-3,
-        ),
-    },
-}
 
 
 def get_config(name: str, scale: str = "quick", overrides: Mapping[str, Any] | None = None) -> Any:
@@ -369,7 +202,8 @@ def get_config(name: str, scale: str = "quick", overrides: Mapping[str, Any] | N
 
     Returns
     -------
-    DiagonalConfig, CompletionConfig or ModularConfig
+    ExperimentConfig
+        The experiment's config class (e.g. :class:`DiagonalConfig`).
 
     Examples
     --------
@@ -387,9 +221,7 @@ def build_config(name: str, scale: str, overrides: Mapping[str, Any] | None, *, 
     Every field is validated (type and range), so that a bad setting is refused here, before a
     run writes anything, and never half-way through a run.
     """
-    check_choice(name, func, "name", tuple(EXPERIMENTS))
-    check_choice(scale, func, "scale", _ALL_SCALES)
-    cfg = _PRESETS[name][scale]
+    cfg = get_experiment(name, func).preset(scale, func)
     if overrides is not None and not isinstance(overrides, Mapping):
         raise fail_type(func, "overrides", "a mapping of field names to values", overrides)
     if overrides:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from implicitbias._validation import fail
+from implicitbias._validation import check_choice
 from implicitbias.experiments._common import (
     CheckSpec,
     EvalCounter,
@@ -41,67 +41,15 @@ from implicitbias.experiments._common import (
     value_at,
     window,
 )
+from implicitbias.experiments._linear import Snapshots, cosine, evaluate_linear
+from implicitbias.experiments._rundir import SNAPSHOTS
 from implicitbias.experiments.configs import DiagonalConfig
-from implicitbias.experiments.data import (
-    LinearTask,
-    iter_test_chunks,
-    large_margin_task,
-    sparse_linear_task,
-)
+from implicitbias.experiments.data import large_margin_task, sparse_linear_task
+from implicitbias.experiments.registry import Experiment, register
 from implicitbias.models import DiagonalNet
 from implicitbias.rich_regime import l1_max_margin, l2_max_margin
 
 __all__ = ["run_diagonal", "evaluate_linear", "check_specs"]
-
-
-class _Snapshots:
-    """The snapshots of w = u² − v² taken at the evaluations, by index in the schedule.
-
-    With a ``path`` each snapshot is also appended to a binary file (an int64 index, then ``d``
-    float32 values), so that a resumed run gets back the snapshots of the evaluations its
-    checkpoint holds; a record cut short by a killed process is ignored.
-    """
-
-    def __init__(self, d: int, path: Any = None, *, resume: bool = False) -> None:
-        self.d = d
-        self.path = None if path is None else Path(path)
-        self.items: dict[int, np.ndarray] = {}
-        if self.path is not None and resume and self.path.exists():
-            raw = self.path.read_bytes()
-            size = 8 + 4 * d
-            for start in range(0, len(raw) - size + 1, size):
-                i = int(np.frombuffer(raw, dtype="<i8", count=1, offset=start)[0])
-                w = np.frombuffer(raw, dtype="<f4", count=d, offset=start + 8)
-                self.items[i] = w.copy()
-
-    def add(self, i: int, w: np.ndarray) -> None:
-        with np.errstate(over="ignore"):  # a diverging run: |w| beyond float32 is inf
-            w32 = np.ascontiguousarray(w, dtype="<f4")
-        self.items[i] = w32
-        if self.path is not None:
-            with open(self.path, "ab") as fh:
-                fh.write(np.int64(i).astype("<i8").tobytes() + w32.tobytes())
-
-    def stack(self, indices: list[int]) -> np.ndarray:
-        missing = [i for i in indices if i not in self.items]
-        if missing:
-            raise fail(
-                "run",
-                "resume",
-                "a run whose saved snapshots cover its checkpoint",
-                f"no snapshot of evaluations {missing[:5]}",
-            )
-        return np.stack([self.items[i] for i in indices]) if indices else np.zeros((0, self.d))
-
-
-def _cos(a: np.ndarray, b: np.ndarray) -> float:
-    """cos(a, b), computed on a/max|a| and b/max|b| (no overflow for a diverging run); NaN for a
-    zero or non-finite vector."""
-    sa, sb = float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0))
-    if not (0.0 < sa < math.inf and 0.0 < sb < math.inf):
-        return math.nan
-    a, b = a / sa, b / sb
-    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def _l1_baseline(X: np.ndarray, y: np.ndarray, *, screen: int) -> tuple[np.ndarray, dict[str, Any]]:
@@ -133,39 +81,6 @@ def _l1_baseline(X: np.ndarray, y: np.ndarray, *, screen: int) -> tuple[np.ndarr
         "status": res.status,
         "dual_violation_all_features": violation,
     }
-
-
-def evaluate_linear(
-    task: LinearTask, n_test: int, W: np.ndarray, *, chunk_rows: int = 512
-) -> tuple[np.ndarray, np.ndarray]:
-    """Test accuracy and mean logistic loss of many linear predictors in one pass.
-
-    Parameters
-    ----------
-    task : LinearTask
-        The task whose test stream is read (in seeded chunks).
-    n_test : int
-        Number of test points.
-    W : ndarray of shape (m, d)
-        The predictors, one per row.
-    chunk_rows : int, default 512
-        Test rows per chunk (memory ``chunk_rows · (d + m) · 4`` bytes).
-
-    Returns
-    -------
-    accuracy, loss : ndarray of shape (m,)
-        Accuracy counts f = 0 as half correct.
-    """
-    Wt = torch.from_numpy(np.ascontiguousarray(W, dtype=np.float32).T)  # (d, m)
-    correct = torch.zeros(W.shape[0], dtype=torch.float64)
-    loss = torch.zeros(W.shape[0], dtype=torch.float64)
-    for Xc, yc in iter_test_chunks(task, n_test, chunk_rows=chunk_rows):
-        F = torch.from_numpy(Xc) @ Wt  # (rows, m)
-        yt = torch.from_numpy(yc)[:, None]
-        q = (F * yt).double()
-        correct += (q > 0).double().sum(0) + 0.5 * (q == 0).double().sum(0)
-        loss += torch.nn.functional.softplus(-q).sum(0)
-    return (correct / n_test).numpy(), (loss / n_test).numpy()
 
 
 def run_diagonal(
@@ -214,6 +129,7 @@ def run_diagonal(
     -------
     RunOutput
     """
+    check_choice(name, "run_diagonal", "name", tuple(_SPECS))
     say = log or (lambda s: None)
     timer = Timer()
     if cfg.task == "sparse":
@@ -243,7 +159,7 @@ def run_diagonal(
 
     times, kkt_idx = schedule(cfg.t_max, cfg.num_evals, cfg.lr, cfg.kkt_evals, cfg.t_star)
     counter = EvalCounter(times)
-    snapshots = _Snapshots(cfg.d, snapshot_path, resume=resume)
+    snapshots = Snapshots(cfg.d, snapshot_path, resume=resume)
 
     def metrics(h: Any, t: float) -> dict[str, float]:
         w = h.model.w.detach().to("cpu", torch.float64).numpy()
@@ -252,7 +168,7 @@ def run_diagonal(
         eps = math.nan
         if i in kkt_idx and i > 0:
             eps = kkt_epsilon_rel(h, X, y, task="classification", weight_decay=cfg.weight_decay)
-        return {"cos_l2": _cos(w, w2), "cos_l1": _cos(w, w1), "kkt_epsilon_rel": eps}
+        return {"cos_l2": cosine(w, w2), "cos_l1": cosine(w, w1), "kkt_epsilon_rel": eps}
 
     res = train_configured(
         net,
@@ -368,11 +284,17 @@ _MISGROKKING_SPECS: dict[str, CheckSpec] = {
 }
 
 
+_SPECS: dict[str, dict[str, CheckSpec]] = {
+    "sparse-linear": {**_COMMON_SPECS, **_SPARSE_SPECS},
+    "misgrokking": {**_COMMON_SPECS, **_MISGROKKING_SPECS},
+}
+
+
 def check_specs(name: str) -> dict[str, CheckSpec]:
     """The acceptance checks of ``name`` ("sparse-linear" or "misgrokking"): name → (op,
     threshold, description)."""
-    extra = _SPARSE_SPECS if name == "sparse-linear" else _MISGROKKING_SPECS
-    return {**_COMMON_SPECS, **extra}
+    check_choice(name, "check_specs", "name", tuple(_SPECS))
+    return dict(_SPECS[name])
 
 
 def _checks(name: str, hist: Any, l2_acc: float, l1_acc: float) -> dict[str, Any]:
@@ -408,3 +330,111 @@ def _checks(name: str, hist: Any, l2_acc: float, l1_acc: float) -> dict[str, Any
         values["final_test_acc_vs_l1"] = abs(final - l1_acc)
         values["test_acc_drop"] = early - final
     return measure_checks(check_specs(name), values)
+
+
+def _launch(cfg: DiagonalConfig, *, name: str, workdir: Path, **kwargs: Any) -> RunOutput:
+    """:func:`run_diagonal` as the registry calls it (the snapshots live in the run folder)."""
+    return run_diagonal(cfg, name=name, snapshot_path=Path(workdir) / SNAPSHOTS, **kwargs)
+
+
+register(
+    Experiment(
+        name="sparse-linear",
+        description=(
+            "Grokking: diagonal net on a 3-sparse linear classification task; test accuracy jumps "
+            "from the l2 (kernel) to the l1 (rich) max-margin level near t* = log(alpha)/lambda."
+        ),
+        presets={
+            "paper": DiagonalConfig(
+                task="sparse",
+                d=100_000,
+                n=256,
+                n_test=10_000,
+                alpha=128.0,
+                weight_decay=1e-3,
+                lr=0.01,
+                horizon=2e6 * 0.01 / (math.log(128.0) / 1e-3),
+                num_evals=100,
+                kkt_evals=12,
+            ),
+            "quick": DiagonalConfig(
+                task="sparse",
+                d=500,
+                n=256,
+                n_test=10_000,
+                alpha=512.0,
+                weight_decay=0.1,
+                lr=1e-3,
+                horizon=3.0,
+            ),
+            "tiny": DiagonalConfig(
+                task="sparse",
+                d=200,
+                n=64,
+                n_test=1000,
+                alpha=128.0,
+                weight_decay=0.1,
+                lr=1e-3,
+                horizon=2.5,
+                num_evals=40,
+                kkt_evals=6,
+                rtol=1e-4,
+            ),
+        },
+        runner=_launch,
+        checks=check_specs("sparse-linear"),
+        metric="accuracy",
+    )
+)
+register(
+    Experiment(
+        name="misgrokking",
+        description=(
+            "Misgrokking: diagonal net on data with a large l2 margin; test accuracy is high early "
+            "(l2 max-margin) and falls after t* (l1 max-margin)."
+        ),
+        presets={
+            "paper": DiagonalConfig(
+                task="large_margin",
+                d=100_000,
+                n=32,
+                n_test=10_000,
+                gamma=25.0,
+                alpha=128.0,
+                weight_decay=1e-3,
+                lr=0.01,
+                horizon=2e7 * 0.01 / (math.log(128.0) / 1e-3),
+                num_evals=100,
+                kkt_evals=12,
+            ),
+            "quick": DiagonalConfig(
+                task="large_margin",
+                d=20_000,
+                n=32,
+                n_test=10_000,
+                gamma=25.0,
+                alpha=512.0,
+                weight_decay=0.1,
+                lr=1e-3,
+                horizon=40.0,
+            ),
+            "tiny": DiagonalConfig(
+                task="large_margin",
+                d=200,
+                n=16,
+                n_test=1000,
+                gamma=25.0,
+                alpha=128.0,
+                weight_decay=0.1,
+                lr=1e-3,
+                horizon=4.0,
+                num_evals=40,
+                kkt_evals=6,
+                rtol=1e-4,
+            ),
+        },
+        runner=_launch,
+        checks=check_specs("misgrokking"),
+        metric="accuracy",
+    )
+)

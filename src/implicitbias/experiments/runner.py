@@ -55,7 +55,13 @@ from implicitbias.experiments._common import (
     check_device,
     unreached_checks,
 )
-from implicitbias.experiments.configs import _ALL_SCALES, EXPERIMENTS, build_config
+from implicitbias.experiments.configs import build_config
+from implicitbias.experiments.registry import (
+    ALL_SCALES,
+    EXPERIMENTS,
+    Experiment,
+    get_experiment,
+)
 
 __all__ = ["run", "RunResult", "list_experiments"]
 
@@ -130,29 +136,15 @@ def _jsonable(x: Any) -> Any:
 
 
 def _dispatch(name: str, cfg: Any, kwargs: dict[str, Any], work: Path) -> RunOutput:
+    """Train and measure experiment ``name`` through its registered runner."""
+    experiment = get_experiment(name, "run")
     kwargs = {**kwargs, "checkpoint_path": work / _rundir.CHECKPOINT}
-    if name in ("sparse-linear", "misgrokking"):
-        from implicitbias.experiments.diagonal import run_diagonal
-
-        return run_diagonal(cfg, name=name, snapshot_path=work / _rundir.SNAPSHOTS, **kwargs)
-    if name == "matrix-completion":
-        from implicitbias.experiments.matrix_completion import run_matrix_completion
-
-        return run_matrix_completion(cfg, **kwargs)
-    from implicitbias.experiments.modular_addition import run_modular_addition
-
-    return run_modular_addition(cfg, **kwargs)
+    return experiment.runner(cfg, name=name, workdir=work, **kwargs)
 
 
 def check_specs(name: str) -> dict[str, CheckSpec]:
     """The acceptance checks of experiment ``name``: check name → (op, threshold, description)."""
-    if name in ("sparse-linear", "misgrokking"):
-        from implicitbias.experiments.diagonal import check_specs as specs
-    elif name == "matrix-completion":
-        from implicitbias.experiments.matrix_completion import check_specs as specs
-    else:
-        from implicitbias.experiments.modular_addition import check_specs as specs
-    return specs(name)
+    return dict(get_experiment(name, "check_specs").checks)
 
 
 def _settings_diff(saved: dict[str, Any], record: dict[str, Any]) -> list[str]:
@@ -311,8 +303,8 @@ def run(
     Lyu et al., ICLR 2024, arXiv:2311.18817.
     """
     func = "run"
-    check_choice(name, func, "name", tuple(EXPERIMENTS))
-    check_choice(scale, func, "scale", _ALL_SCALES)
+    experiment = get_experiment(name, func)
+    check_choice(scale, func, "scale", ALL_SCALES)
     seed = check_int(seed, func, "seed", minimum=0)
     if method is not None:
         check_choice(method, func, "method", ("gd", "flow"))
@@ -363,10 +355,10 @@ def run(
         with _rundir.deferred_sigint():
             if output is not None:
                 title = f"{name} ({scale}, {used_method}, seed {seed})"
-                output = _finish(output, cfg, work, figure=figure, t0=t0, title=title)
+                output = _finish(output, experiment, work, figure=figure, t0=t0, title=title)
             else:
                 assert interrupted is not None
-                output = _finish_interrupted(name, cfg, work, interrupted, t0=t0)
+                output = _finish_interrupted(experiment, cfg, work, interrupted, t0=t0)
             output.summary.update({"experiment": name, "scale": scale, "seed": seed})
             (work / "summary.json").write_text(json.dumps(_jsonable(output.summary), indent=2))
             _rundir.land(work, dest)
@@ -391,20 +383,19 @@ _FILES = {
 
 
 def _finish(
-    output: RunOutput, cfg: Any, work: Path, *, figure: bool, t0: float, title: str
+    output: RunOutput, experiment: Experiment, work: Path, *, figure: bool, t0: float, title: str
 ) -> RunOutput:
     """Write the history, figure and summary of a run that ended (completed or not)."""
     output.history.to_csv(work / "history.csv")
     output.history.to_json(work / "history.json")
     if figure:
-        from implicitbias.experiments.plotting import plot_run
-
-        plot_run(output, work / "figure.png", title=f"{title}: {time.perf_counter() - t0:.0f} s")
+        elapsed = time.perf_counter() - t0
+        experiment.figure(output, work / "figure.png", title=f"{title}: {elapsed:.0f} s")
     status = str(output.train_info.get("status", "completed"))
     summary = dict(output.summary)
     if status != "completed":
         summary["checks"] = unreached_checks(
-            check_specs(output.name), f"training {status}: the run did not reach its end"
+            experiment.checks, f"training {status}: the run did not reach its end"
         )
     summary.update(
         {
@@ -425,7 +416,7 @@ def _finish(
 
 
 def _finish_interrupted(
-    name: str, cfg: Any, work: Path, exc: KeyboardInterrupt, *, t0: float
+    experiment: Experiment, cfg: Any, work: Path, exc: KeyboardInterrupt, *, t0: float
 ) -> RunOutput:
     """Record an interrupted run: its partial history, ``n/a`` checks, and its checkpoint."""
     train_info: dict[str, Any] = {}
@@ -450,7 +441,6 @@ def _finish_interrupted(
     if len(history):
         history.to_csv(work / "history.csv")
         history.to_json(work / "history.json")
-    metric = "mse" if name == "matrix-completion" else "accuracy"
     summary = {
         "status": "interrupted",
         "interrupted_during": stage,
@@ -463,8 +453,10 @@ def _finish_interrupted(
         "baselines": {},
         "final": {},
         "checks": unreached_checks(
-            check_specs(name), "interrupted before the checks were measured"
+            experiment.checks, "interrupted before the checks were measured"
         ),
         "all_checks_passed": None,
     }
-    return RunOutput(name, history, summary, {}, metric, cfg.t_star, cfg.lr, train_info)
+    return RunOutput(
+        experiment.name, history, summary, {}, experiment.metric, cfg.t_star, cfg.lr, train_info
+    )

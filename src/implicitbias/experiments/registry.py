@@ -1,0 +1,152 @@
+"""The one registry of experiments: each is declared once, every lookup goes through here.
+
+An experiment module ends with one :func:`register` call that declares everything the runner,
+the configs and the command line need: the name and one-line description, the preset config
+of every scale, the function that trains and measures, the acceptance checks, the metric of
+the figure and the figure itself. Nothing else names an experiment, so adding one is a new
+module plus its import in :mod:`implicitbias.experiments`. An unknown name is an
+:class:`~implicitbias.InvalidArgumentError` naming the argument and listing the known names.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from implicitbias._validation import check_choice
+from implicitbias.experiments._common import CheckSpec, RunOutput
+from implicitbias.experiments.plotting import plot_run
+
+if TYPE_CHECKING:
+    from implicitbias.experiments.configs import ExperimentConfig
+
+__all__ = [
+    "SCALES",
+    "ALL_SCALES",
+    "Experiment",
+    "ExperimentRunner",
+    "EXPERIMENTS",
+    "register",
+    "get_experiment",
+    "experiment_names",
+]
+
+#: Public scales; ``"tiny"`` exists for tests and is accepted but not advertised.
+SCALES = ("quick", "paper")
+#: Every scale an experiment declares a preset for and :func:`get_experiment`'s callers accept.
+ALL_SCALES = ("quick", "paper", "tiny")
+
+
+class ExperimentRunner(Protocol):
+    """How the runner calls an experiment: train, measure, and hand back a :class:`RunOutput`.
+
+    ``workdir`` is the run's (partial) output folder, for the experiment's own resumable state
+    (e.g. the diagonal runs' ``snapshots.bin``); the trainer's files are passed explicitly.
+    """
+
+    def __call__(
+        self,
+        cfg: Any,
+        *,
+        name: str,
+        workdir: Path,
+        seed: int,
+        device: str,
+        method: str | None,
+        progress: bool,
+        history_path: Any,
+        log: Callable[[str], None] | None,
+        checkpoint_path: Any,
+        resume: bool,
+    ) -> RunOutput: ...
+
+
+#: ``figure(output, path, *, title=...)`` writes the PNG of a run.
+FigureFn = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """The declaration of one experiment.
+
+    Attributes
+    ----------
+    name : str
+        The name ``run`` and ``implicitbias reproduce`` take.
+    description : str
+        One line for :func:`~implicitbias.experiments.list_experiments` and ``implicitbias list``.
+    presets : mapping of str to ExperimentConfig
+        The config of each scale (``"quick"``, ``"paper"`` and the test-only ``"tiny"``).
+    runner : ExperimentRunner
+        Trains and measures one run.
+    checks : mapping of str to (op, threshold, description)
+        The acceptance checks the run grades.
+    metric : {"accuracy", "mse"}
+        What the figure's main panel shows (also for a run interrupted before it measured).
+    figure : callable, default :func:`~implicitbias.experiments.plotting.plot_run`
+        ``figure(output, path, *, title=...)`` writes ``figure.png``.
+    """
+
+    name: str
+    description: str
+    presets: Mapping[str, ExperimentConfig]
+    runner: ExperimentRunner
+    checks: Mapping[str, CheckSpec]
+    metric: str
+    figure: FigureFn = field(default=plot_run)
+
+    def __post_init__(self) -> None:
+        # Declarations are code, not input: a wrong one is a programming error.
+        missing = [s for s in ALL_SCALES if s not in self.presets]
+        if missing:
+            raise ValueError(f"experiment {self.name!r} declares no preset for scales {missing}")
+        if self.metric not in ("accuracy", "mse"):
+            raise ValueError(f"experiment {self.name!r}: unknown metric {self.metric!r}")
+        object.__setattr__(self, "presets", types.MappingProxyType(dict(self.presets)))
+        object.__setattr__(self, "checks", types.MappingProxyType(dict(self.checks)))
+
+    def preset(self, scale: Any, func: str = "get_config") -> ExperimentConfig:
+        """The preset config of ``scale``; an unknown scale is an InvalidArgumentError."""
+        check_choice(scale, func, "scale", ALL_SCALES)
+        return self.presets[scale]
+
+
+_REGISTRY: dict[str, Experiment] = {}
+_DESCRIPTIONS: dict[str, str] = {}
+
+#: Experiment names and their one-line descriptions, in the order they were registered (a
+#: read-only view of the registry).
+EXPERIMENTS: Mapping[str, str] = types.MappingProxyType(_DESCRIPTIONS)
+
+
+def register(experiment: Experiment) -> Experiment:
+    """Add ``experiment`` to the registry (once per name) and return it."""
+    if not isinstance(experiment, Experiment):
+        raise TypeError(f"register takes an Experiment, got {type(experiment).__name__}")
+    if experiment.name in _REGISTRY:
+        raise ValueError(f"experiment {experiment.name!r} is already registered")
+    _REGISTRY[experiment.name] = experiment
+    _DESCRIPTIONS[experiment.name] = experiment.description
+    return experiment
+
+
+def experiment_names() -> tuple[str, ...]:
+    """The registered names, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def get_experiment(name: Any, func: str = "get_experiment", arg: str = "name") -> Experiment:
+    """The declaration of experiment ``name``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``name`` is not a registered experiment; the message names ``func``'s argument ``arg``
+        and lists the known names.
+    """
+    check_choice(name, func, arg, tuple(_REGISTRY))
+    return _REGISTRY[name]
+
