@@ -498,3 +498,16 @@ def test_cvxpy_unbounded_without_certificate_is_a_solver_error(
     K, y = rbf(n=10)
     with pytest.raises(ib.SolverError, match="kernel_svm: .*unbounded.*no certificate"):
         ib.kernel_svm(K, y, solver="cvxpy")
+
+
+def test_result_scalars_are_python_floats() -> None:
+    """margin, norm and the certified bounds are plain floats at every kernel scale (the
+    rescaling back to the user's K must not leak numpy scalars into the result record)."""
+    X = np.array([[1.0, 0.0], [0.0, 2.0]])
+    for c in (1e-10, 1.0, 1e10):
+        res = ib.kernel_svm(c * (X @ X.T), np.array([1.0, -1.0]))
+        for name in ("margin", "norm", "margin_lower", "margin_upper"):
+            assert type(getattr(res, name)) is float, name
+        assert res.margin == pytest.approx(np.sqrt(c) / np.sqrt(1.25), rel=1e-12)
+    multi = ib.multiclass_kernel_svm(np.eye(9), np.array([0, 1, 2]))
+    assert type(multi.margin) is float and type(multi.norm) is float

@@ -73,7 +73,7 @@ def certify(Q: np.ndarray, a: np.ndarray) -> Certificate:
     complementarity = float(np.max(a * np.abs(g))) / s
     duality_gap = abs(quad - s) / s
     margin_lower = max(0.0, float(np.min(Qa)) / np.sqrt(quad))
-    margin_upper = np.sqrt(quad) / s
+    margin_upper = float(np.sqrt(quad) / s)
     return Certificate(max_violation, complementarity, duality_gap, margin_lower, margin_upper)
 
 

@@ -375,7 +375,7 @@ def kernel_svm(
     s_n = float(np.sum(a))
     norm_n = cert.margin_upper * s_n  # sqrt(a^T Q a), as certify computed it
     dual = a / scale  # back to the user's K: dual ~ 1/c, norm ~ 1/sqrt(c), margin ~ sqrt(c)
-    norm = norm_n / radius
+    norm = float(norm_n / radius)
     return KernelSVMResult(
         dual=dual,
         coef=dual * yv,
@@ -389,8 +389,8 @@ def kernel_svm(
         max_violation=cert.max_violation,
         kkt_residual=cert.kkt_residual,
         duality_gap=cert.duality_gap,
-        margin_lower=cert.margin_lower * radius,
-        margin_upper=cert.margin_upper * radius,
+        margin_lower=float(cert.margin_lower * radius),
+        margin_upper=float(cert.margin_upper * radius),
         n_iter=n_iter,
         _n=n,
     )

@@ -277,7 +277,7 @@ def multiclass_kernel_svm(
     dual[pi, pj] = a
     coef = -dual.copy()
     coef[np.arange(n), yv] = dual.sum(axis=1)
-    norm = norm_n / radius
+    norm = float(norm_n / radius)
     return MulticlassKernelSVMResult(
         dual=dual,
         coef=coef,
@@ -291,8 +291,8 @@ def multiclass_kernel_svm(
         max_violation=cert.max_violation,
         kkt_residual=cert.kkt_residual,
         duality_gap=cert.duality_gap,
-        margin_lower=cert.margin_lower * radius,
-        margin_upper=cert.margin_upper * radius,
+        margin_lower=float(cert.margin_lower * radius),
+        margin_upper=float(cert.margin_upper * radius),
         n_iter=n_iter,
         _n=n,
         _c=C,
