@@ -1,7 +1,7 @@
 """Run folders: checked before anything is written, written aside, moved into place at the end.
 
 A run never writes into its destination ``DEST`` directly. It writes into a fresh sibling
-folder ``.DEST.partial-XXXXXXXX`` (same parent, so the same file system) and, when it ends
+folder ``.DEST.partial-<random suffix>`` (same parent, so the same file system) and, when it ends
 (completed, diverged or interrupted), that folder replaces ``DEST`` in one atomic exchange
 (``renameat2(RENAME_EXCHANGE)`` on Linux; elsewhere two renames, between which ``DEST`` is
 briefly absent but never mixed). The earlier run in ``DEST`` stays intact until then and is
