@@ -2,27 +2,8 @@
 
 A model f(θ; x) is L-homogeneous when f(cθ; x) = c^L f(θ; x) for all c > 0 (THEORY §1).
 
-Inputs and dtypes: one rule for the whole library
--------------------------------------------------
-Every library function that takes a model and inputs ``X`` (``homogeneity_degree``,
-``check_zero_output``, ``Homogeneous.jacobian``, ``empirical_ntk``, the NTK predictors,
-``kkt_residuals`` and the margins, ``train``) validates ``X`` with
-:meth:`Homogeneous._prepare_input`, the one place that applies this rule:
-
-* the model's trainable parameters must be finite, real, of **one** floating-point dtype, and
-  hold data (not on the ``meta`` device); otherwise ``InvalidArgumentError`` names ``model``;
-* ``X`` must be a non-empty ``torch.Tensor`` on the model's device (not ``meta``);
-* a **floating-point** ``X`` of another float dtype is **cast to the parameters' dtype** (the
-  computation happens in the model's precision; a float64 ``X`` given to a float32 model is
-  rounded to float32), and must be finite;
-* an **integer** ``X`` is passed on unchanged, as indices (``MatrixFactorization``, an
-  ``nn.Embedding``); a model that cannot take it is refused with ``InvalidArgumentError``
-  naming ``X`` — integers are never cast to floats silently;
-* ``bool`` and complex ``X`` are refused.
-
-The built-in models themselves (``HomogeneousMLP``, ``DiagonalNet``, ``QuadraticNet``,
-``MatrixFactorization``) do not cast: called directly on inputs of another dtype they raise, as
-``torch.nn.Linear`` would, with a message that says how to convert.
+Inputs and dtypes follow one rule for the whole library, applied by
+:meth:`Homogeneous._prepare_input` and stated in :mod:`implicitbias.models._inputs`.
 """
 
 from __future__ import annotations
@@ -36,7 +17,7 @@ from torch import nn
 from torch.func import jacrev, vmap
 
 from implicitbias._errors import NotHomogeneousError
-from implicitbias._validation import check_int, check_positive, describe, fail, fail_type
+from implicitbias._validation import check_int, check_positive, fail, fail_type
 from implicitbias.models._checks import (
     Unmeasurable,
     check_degree,
@@ -45,6 +26,7 @@ from implicitbias.models._checks import (
     outputs_as_matrix,
 )
 from implicitbias.models._guard import check_model, functional_forward, untouched
+from implicitbias.models._inputs import prepare_input
 
 __all__ = ["Homogeneous", "homogeneity_degree", "flat_parameters"]
 
@@ -174,15 +156,6 @@ def homogeneity_degree(
             "division by ‖W‖, a functional layer_norm) makes the model scale-invariant (L = 0)."
         )
     return found.rounded()
-
-
-#: hook tables of an nn.Module; a Homogeneous wrapper must leave them empty (see _prepare_input)
-_WRAPPER_HOOKS = (
-    "_forward_hooks",
-    "_forward_pre_hooks",
-    "_backward_hooks",
-    "_backward_pre_hooks",
-)
 
 
 class Homogeneous(nn.Module):
@@ -363,92 +336,13 @@ class Homogeneous(nn.Module):
         return theta
 
     def _prepare_input(self, X: Any, func: str, arg: str = "X") -> torch.Tensor:
-        """Validate a consumer's inputs and the model, by the library's one dtype rule.
-
-        See the module docstring: the parameters must be finite, real, of one float dtype and
-        not on ``meta``; ``X`` a non-empty tensor on the model's device; a float ``X`` is cast to
-        the parameters' dtype and must be finite; an integer ``X`` goes on unchanged as indices
-        when the model takes them; ``bool`` and complex ``X`` are refused. A declared degree
-        not yet checked is checked here, once, on (up to 64 rows of) ``X``.
-        """
-        check_model(self.model, self._names, func)
-        hooks = [name for name in _WRAPPER_HOOKS if getattr(self, name, None)]
-        if hooks:
-            raise fail(
-                func,
-                "model",
-                "a Homogeneous wrapper without hooks of its own",
-                f"one with {', '.join(hooks)}",
-                "The library evaluates the wrapped module (model.model), so a hook on the "
-                "wrapper would be silently skipped; register it on the wrapped module instead.",
-            )
-        if not isinstance(X, torch.Tensor):
-            raise fail_type(func, arg, "a torch.Tensor of inputs", X)
-        if X.is_meta:
-            raise fail(
-                func,
-                arg,
-                "a tensor that holds data",
-                "a tensor on the 'meta' device",
-                "Create the inputs on the model's device.",
-            )
-        if X.ndim == 0 or X.shape[0] == 0:
-            raise fail(
-                func,
-                arg,
-                "a non-empty batch of inputs of shape (n, ...)",
-                f"shape {tuple(X.shape)}",
-            )
-        if X.device != self.device:
-            raise fail(
-                func,
-                arg,
-                f"on the model's device ({self.device})",
-                f"a tensor on {X.device}",
-                "Move it with X.to(device).",
-            )
-        if X.is_complex() or X.dtype == torch.bool:
-            raise fail(
-                func,
-                arg,
-                "a real float tensor of inputs (or integer indices, for a model that takes them)",
-                describe(X),
-                f"Convert with {arg}.to({self.dtype}).",
-            )
-        if X.is_floating_point():
-            if not bool(torch.isfinite(X).all()):
-                bad = int(X.numel() - int(torch.isfinite(X).sum()))
-                raise fail(func, arg, "finite (no NaN or inf)", f"{bad} non-finite entries")
-            if X.dtype != self.dtype:
-                X = X.to(self.dtype)
-                if not bool(torch.isfinite(X).all()):
-                    top = torch.finfo(self.dtype).max
-                    raise fail(
-                        func,
-                        arg,
-                        f"finite in the model's dtype {self.dtype} (|x| ≤ {top:.3g})",
-                        "entries that overflow when cast to it",
-                    )
-        else:
-            self._check_index_input(X, func, arg)
+        """Validate a consumer's inputs and the model by the library's one dtype rule
+        (:func:`implicitbias.models._inputs.prepare_input`); a declared degree not yet checked
+        is checked here, once, on (up to 64 rows of) ``X``."""
+        X = prepare_input(self, X, func, arg)
         if not self._verified:
             self._verify_degree(X, func)
         return X
-
-    def _check_index_input(self, X: torch.Tensor, func: str, arg: str) -> None:
-        """An integer ``X`` goes on only to a model that takes it (one-row probe, no side effect)."""
-        try:
-            with untouched(self.model), torch.no_grad():
-                self.model(X[:1])
-        except Exception as exc:
-            raise fail(
-                func,
-                arg,
-                "inputs the model accepts: a float tensor (integer tensors are passed on "
-                "unchanged, as indices, and only to a model that takes them)",
-                describe(X),
-                f"Convert float inputs with {arg}.to({self.dtype}). The model raised: {exc}",
-            ) from exc
 
     # ----------------------------------------------------------------- function evaluations
     def forward(self, X: torch.Tensor) -> torch.Tensor:
