@@ -44,10 +44,11 @@ from pathlib import Path
 MAX_FILE_LINES = 500
 MAX_FUNC_LINES = 120
 
-# Top-level private modules that every room may import: errors, argument validation and the
+# Top-level private modules that every room may import: errors, argument validation, what the
+# library knows about a torch module (_modules), and the
 # numerical infrastructure shared by the kernel- and rich-regime solvers. They import only
 # each other (and third-party code).
-SHARED = frozenset({"_errors", "_validation", "_nonneg_qp", "_psd"})
+SHARED = frozenset({"_errors", "_validation", "_modules", "_nonneg_qp", "_psd"})
 
 # Which rooms each room may import (besides itself and SHARED). Data flows one way:
 #   models <- init;  models <- kernel_regime, rich_regime <- kkt <- dynamics <- experiments <- cli

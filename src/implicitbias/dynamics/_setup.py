@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from implicitbias._errors import NotHomogeneousError
+from implicitbias._modules import untouched
 from implicitbias._validation import (
     as_class_labels,
     as_float_array,
@@ -30,7 +31,6 @@ from implicitbias.dynamics.flow import INTEGRATORS
 from implicitbias.dynamics.history import History
 from implicitbias.dynamics.losses import LOSSES, Loss
 from implicitbias.dynamics.schedule import log_schedule
-from implicitbias.models._guard import untouched
 from implicitbias.models.homogeneous import Homogeneous, homogeneity_degree
 
 __all__: list[str] = []
@@ -48,8 +48,8 @@ def homogeneous_and_inputs(
     ``X`` is reported as ``train``'s argument. The degree is ``degree`` when given, else the
     model's own, else measured on ``X``.
     """
-    probe = Homogeneous(model, degree=1, _skip_check=True)
-    X = probe._prepare_input(X, _FUNC)
+    probe = Homogeneous(model, degree=1, check=False)
+    X = probe.prepare_input(X, func=_FUNC)
     out_shape = _probe_outputs(probe, X)
     if degree is not None:
         h = Homogeneous(model, degree=degree)
@@ -67,11 +67,11 @@ def homogeneous_and_inputs(
                 f"L-homogeneous model (a built-in one, or ib.Homogeneous(model, degree=L)), or "
                 f"pass degree=L."
             ) from exc
-        h = Homogeneous(model, degree=measured, _skip_check=True)
+        h = Homogeneous(model, degree=measured, check=False)
     if h is not probe:
         # A declared degree (degree=, a Homogeneous wrapper, a model's own `degree`) is checked
         # once against the model here, before any step: a wrong L silently changes ε and t*.
-        X = h._prepare_input(X, _FUNC)
+        X = h.prepare_input(X, func=_FUNC)
     return h, X, out_shape
 
 

@@ -1,7 +1,8 @@
 """Zero-output initializations and the initialization scale α."""
 
 from implicitbias.init.scale import check_zero_output, scale_init
-from implicitbias.init.symmetrize import Symmetrized, mirror_init, symmetrize, zero_last_layer
+from implicitbias.init.symmetrize import mirror_init, symmetrize, zero_last_layer
+from implicitbias.models.symmetrized import Symmetrized
 
 __all__ = [
     "Symmetrized",

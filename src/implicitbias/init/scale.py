@@ -9,9 +9,8 @@ import torch
 from torch import nn
 
 from implicitbias._errors import NonZeroInitError, NotHomogeneousError
+from implicitbias._modules import check_model, layer_problem, untouched
 from implicitbias._validation import check_choice, check_positive, fail, fail_type
-from implicitbias.models._checks import layer_problem
-from implicitbias.models._guard import check_model, untouched
 from implicitbias.models.homogeneous import Homogeneous
 
 __all__ = ["scale_init", "check_zero_output"]
@@ -149,8 +148,8 @@ def check_zero_output(
     if not isinstance(model, nn.Module):
         raise fail_type(func, "model", "a torch.nn.Module", model)
     inner = model.model if isinstance(model, Homogeneous) else model
-    h = Homogeneous(inner, degree=1, _skip_check=True)
-    X = h._prepare_input(X, func)
+    h = Homogeneous(inner, degree=1, check=False)
+    X = h.prepare_input(X, func=func)
     degree = model.degree if isinstance(model, Homogeneous) else getattr(inner, "degree", None)
     degree = degree or 1
     if rtol is None:

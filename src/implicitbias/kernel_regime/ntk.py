@@ -31,7 +31,6 @@ import torch
 from torch import nn
 
 from implicitbias._validation import check_choice, check_int, describe, fail, fail_type
-from implicitbias.init.symmetrize import Symmetrized
 from implicitbias.kernel_regime._chain import (
     hook_problem,
     module_names,
@@ -46,6 +45,7 @@ from implicitbias.models.diagonal_net import DiagonalNet
 from implicitbias.models.homogeneous import Homogeneous
 from implicitbias.models.matrix_factorization import MatrixFactorization, QuadraticNet
 from implicitbias.models.mlp import HomogeneousMLP
+from implicitbias.models.symmetrized import Symmetrized
 
 __all__ = ["empirical_ntk"]
 
@@ -91,9 +91,9 @@ def _check_index_pairs(model: nn.Module, X: torch.Tensor, arg: str) -> None:
 
 def _prepare(h: Homogeneous, X1: Any, X2: Any) -> tuple[torch.Tensor, torch.Tensor | None, int]:
     """Validate both inputs; return them (in the model's dtype) and the number of outputs C."""
-    X1 = h._prepare_input(X1, _FUNC, "X1")
+    X1 = h.prepare_input(X1, func=_FUNC, arg="X1")
     if X2 is not None:
-        X2 = h._prepare_input(X2, _FUNC, "X2")
+        X2 = h.prepare_input(X2, func=_FUNC, arg="X2")
         if X2.shape[1:] != X1.shape[1:] or X2.dtype != X1.dtype:
             raise fail(
                 _FUNC,
@@ -335,7 +335,7 @@ def _accumulate(
         else:
             routes.append("structured")
             return
-    h = Homogeneous(model, degree=1, _skip_check=True)
+    h = Homogeneous(model, degree=1, check=False)
     _blocked_kernel(jacobian_route(h, C), X1, X2, C, full, chunk_size, out)
     routes.append("jacobian")
     LOG.debug("empirical_ntk: Jacobian route for %s", kind)
@@ -476,7 +476,7 @@ def empirical_ntk(
         raise fail_type(_FUNC, "trace", "a bool", trace)
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, _FUNC, "chunk_size", minimum=1)
-    h = model if isinstance(model, Homogeneous) else Homogeneous(model, degree=1, _skip_check=True)
+    h = model if isinstance(model, Homogeneous) else Homogeneous(model, degree=1, check=False)
     if X2 is X1:
         X2 = None  # the symmetric case: half the work
     X1, X2, C = _prepare(h, X1, X2)

@@ -84,8 +84,8 @@ class NTKPredictor:
         """``K(X_new, X_train)``: shape ``(m, n)``, or ``(m·C, n·C)`` for multiclass."""
         func = "NTKPredictor.decision_function"
         h = self.model if isinstance(self.model, Homogeneous) else None
-        h = h or Homogeneous(self.model, degree=1, _skip_check=True)
-        X_new = h._prepare_input(X_new, func, "X_new")
+        h = h or Homogeneous(self.model, degree=1, check=False)
+        X_new = h.prepare_input(X_new, func=func, arg="X_new")
         if X_new.shape[1:] != self.X_train.shape[1:]:
             raise fail(
                 func,
@@ -310,9 +310,9 @@ def ntk_predictor(
     h = (
         snapshot
         if isinstance(snapshot, Homogeneous)
-        else Homogeneous(snapshot, degree=1, _skip_check=True)
+        else Homogeneous(snapshot, degree=1, check=False)
     )
-    X = h._prepare_input(X, func)
+    X = h.prepare_input(X, func=func)
     K = empirical_ntk(snapshot, X, method=method, chunk_size=chunk_size)
     C = K.shape[0] // n
     Kn = K.detach().to("cpu", torch.float64).numpy()

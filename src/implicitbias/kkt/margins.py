@@ -26,6 +26,7 @@ from implicitbias._validation import (
     fail,
     fail_type,
 )
+from implicitbias.models import prepare_input
 from implicitbias.models.homogeneous import Homogeneous
 
 __all__ = ["normalized_margin", "smoothed_margin"]
@@ -64,7 +65,7 @@ def _wrap(model: Any, X: torch.Tensor, func: str, degree: Any) -> Homogeneous:
         return Homogeneous(model, degree=degree)
     if not isinstance(X, torch.Tensor):
         raise fail_type(func, "X", "a torch.Tensor of inputs", X)
-    Homogeneous(model, degree=1, _skip_check=True)._prepare_input(X, func)  # device, NaN
+    prepare_input(model, X, func=func)  # device, NaN
     # Declared degree (built-in models) is verified, an unknown one estimated, on a few inputs;
     # a model that is not homogeneous raises NotHomogeneousError here.
     return Homogeneous(model, example_input=X[: min(int(X.shape[0]), 256)])
@@ -93,7 +94,7 @@ def _prepare(
         bad = int(X.numel() - int(torch.isfinite(X).sum()))
         raise fail(func, "X", "finite (no NaN or inf)", f"{bad} non-finite entries")
     h = _wrap(model, X, func, degree)
-    X = h._prepare_input(X, func)
+    X = h.prepare_input(X, func=func)
     theta = h.theta()
     out = _outputs(h, theta, X)
     C = 1 if out.ndim == 1 else int(out.shape[1])

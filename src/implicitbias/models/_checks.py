@@ -2,14 +2,14 @@
 
 Private helpers of :mod:`implicitbias.models.homogeneous`:
 
-* :func:`layer_problem` — the layers a forward pass actually calls are recognised structurally:
+* :func:`~implicitbias._modules.layer_problem` (shared) — the layers a forward pass actually calls are recognised structurally:
   normalization layers, activations that are not positively homogeneous, and random layers
   (dropout in training mode) are refused with the layer's qualified name;
 * :func:`measure_degree` — the scaling identity f(cθ) = c^L f(θ), checked at the parameters θ
   *and* at a random perturbation θ′ of them (so a bias or an affine shift that happens to be zero
   at θ is caught), with an explicit seed.
 
-Callers run them inside :func:`implicitbias.models._guard.untouched`, which restores every
+Callers run them inside :func:`implicitbias._modules.untouched`, which restores every
 parameter and buffer bitwise, each submodule's train/eval flag and the global random state.
 """
 
@@ -24,53 +24,24 @@ import torch
 from torch import nn
 
 from implicitbias._errors import NotHomogeneousError
+from implicitbias._modules import (
+    NORMALIZATIONS,
+    called_modules,
+    functional_forward,
+    label,
+    layer_problem,
+)
 from implicitbias._validation import check_positive, fail, fail_type
-from implicitbias.models._guard import called_modules, functional_forward
 
 __all__ = [
     "check_degree",
     "default_rtol",
-    "layer_problem",
     "diagnose",
     "measure_degree",
     "Measurement",
     "Unmeasurable",
     "outputs_as_matrix",
 ]
-
-_NON_HOMOGENEOUS_ACTIVATIONS: tuple[type[nn.Module], ...] = (
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.GELU,
-    nn.ELU,
-    nn.SELU,
-    nn.CELU,
-    nn.SiLU,
-    nn.Softplus,
-    nn.Mish,
-    nn.Hardtanh,  # also ReLU6, a subclass
-    nn.Hardsigmoid,
-    nn.Hardswish,
-    nn.Softsign,
-    nn.LogSigmoid,
-    nn.Tanhshrink,
-    nn.Softshrink,
-    nn.Hardshrink,
-    nn.Softmax,
-    nn.Softmin,
-    nn.LogSoftmax,
-    nn.Softmax2d,
-)
-_NORMALIZATIONS: tuple[type[nn.Module], ...] = (
-    nn.modules.batchnorm._NormBase,  # BatchNorm*, InstanceNorm*, SyncBatchNorm, lazy variants
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.LocalResponseNorm,
-    nn.CrossMapLRN2d,
-    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
-)
-_DROPOUTS: tuple[type[nn.Module], ...] = (nn.modules.dropout._DropoutNd,)
-
 
 def default_rtol(dtype: torch.dtype) -> float:
     """Tolerance of the scaling identity: 1e-7 in float64, 2e-3 in float32, 5e-2 in 16 bits."""
@@ -87,51 +58,6 @@ def check_degree(degree: Any, func: str, arg: str = "degree") -> int | float:
     return int(round(value)) if value == round(value) else value
 
 
-def _label(name: str, mod: nn.Module) -> str:
-    return f"'{name}' ({type(mod).__name__})" if name else f"the model ({type(mod).__name__})"
-
-
-def layer_problem(calls: Sequence[tuple[str, nn.Module]]) -> tuple[str, str] | None:
-    """The first layer that makes f(θ; x) random or not homogeneous: ``(kind, reason)``.
-
-    ``kind`` is ``"random"`` (dropout or RReLU in training mode) or ``"layer"``.
-    """
-    for name, mod in calls:
-        if isinstance(mod, _DROPOUTS) and mod.training and float(getattr(mod, "p", 0.0)) > 0:
-            return (
-                "random",
-                f"{_label(name, mod)} is a dropout layer in training mode (p = {mod.p}), so the "
-                "forward pass is nondeterministic; call model.eval() before the check",
-            )
-        if isinstance(mod, nn.RReLU) and mod.training:
-            return (
-                "random",
-                f"{_label(name, mod)} draws its slopes at random in training mode, so the "
-                "forward pass is nondeterministic; call model.eval() before the check",
-            )
-    for name, mod in calls:
-        if isinstance(mod, _NORMALIZATIONS):
-            return (
-                "layer",
-                f"{_label(name, mod)} is a normalization layer: it divides by a scale computed "
-                "from its input (making the layers before it scale-invariant), and its shift "
-                "(affine bias or running mean) is an additive offset",
-            )
-        if isinstance(mod, nn.PReLU):
-            return (
-                "layer",
-                f"{_label(name, mod)} has a trainable negative slope, which scaling θ scales "
-                "too; use nn.LeakyReLU with a fixed slope",
-            )
-        if isinstance(mod, _NON_HOMOGENEOUS_ACTIVATIONS):
-            return (
-                "layer",
-                f"{_label(name, mod)} is an activation that is not positively homogeneous "
-                "(σ(cz) ≠ c^k σ(z)); use nn.ReLU, nn.LeakyReLU or no activation",
-            )
-    return None
-
-
 def diagnose(model: nn.Module, calls: Sequence[tuple[str, nn.Module]] | None = None) -> str:
     """Likely reasons why a module is not homogeneous, for an error message."""
     order = list(calls) if calls else list(model.named_modules())
@@ -142,11 +68,11 @@ def diagnose(model: nn.Module, calls: Sequence[tuple[str, nn.Module]] | None = N
     first_weighted = True
     for name, mod in order:
         weight = getattr(mod, "weight", None)
-        if isinstance(weight, torch.Tensor) and not isinstance(mod, _NORMALIZATIONS):
+        if isinstance(weight, torch.Tensor) and not isinstance(mod, NORMALIZATIONS):
             bias = getattr(mod, "bias", None)
             if isinstance(bias, torch.Tensor) and not first_weighted:
                 reasons.append(
-                    f"{_label(name, mod)} has a bias after the first layer (only a first-layer "
+                    f"{label(name, mod)} has a bias after the first layer (only a first-layer "
                     "bias keeps a ReLU net homogeneous)"
                 )
             first_weighted = False

@@ -3,7 +3,8 @@
 Every library function that takes a model and inputs ``X`` (``homogeneity_degree``,
 ``check_zero_output``, ``Homogeneous.jacobian``, ``empirical_ntk``, the NTK predictors,
 ``kkt_residuals`` and the margins, ``train``) validates ``X`` with
-:meth:`Homogeneous._prepare_input` (through :func:`prepare_input`), the one place that applies this rule:
+:meth:`Homogeneous.prepare_input` (or :func:`prepare_input` for any module), the one place
+that applies this rule:
 
 * the model's trainable parameters must be finite, real, of **one** floating-point dtype, and
   hold data (not on the ``meta`` device); otherwise ``InvalidArgumentError`` names ``model``;
@@ -27,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from implicitbias._modules import check_model, untouched
 from implicitbias._validation import describe, fail, fail_type
-from implicitbias.models._guard import check_model, untouched
 
 if TYPE_CHECKING:
     from implicitbias.models.homogeneous import Homogeneous
 
-__all__ = ["prepare_input"]
+__all__ = ["prepare_input", "validate_input"]
 
 #: hook tables of an nn.Module; a Homogeneous wrapper must leave them empty (see prepare_input)
 _WRAPPER_HOOKS = (
@@ -44,7 +45,45 @@ _WRAPPER_HOOKS = (
 )
 
 
-def prepare_input(h: Homogeneous, X: Any, func: str, arg: str = "X") -> torch.Tensor:
+def prepare_input(
+    model: torch.nn.Module, X: Any, *, func: str = "prepare_input", arg: str = "X"
+) -> torch.Tensor:
+    """Inputs ``X`` validated (and cast) for ``model`` by the library's one input rule.
+
+    The rule is stated at the top of this module: a float ``X`` is cast to the parameters'
+    dtype and must stay finite; an integer ``X`` passes as indices only to a model that takes
+    them; bool, complex, empty, ``meta`` and wrong-device inputs are refused. For an
+    :class:`~implicitbias.Homogeneous` model a declared degree not yet checked is checked here.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module with trainable parameters (a :class:`~implicitbias.Homogeneous` or not).
+    X : torch.Tensor
+        Inputs of shape ``(n, ...)``.
+    func, arg : str
+        The public function and argument to name in error messages.
+
+    Returns
+    -------
+    torch.Tensor
+        ``X`` itself, or its cast to the model's floating-point dtype.
+
+    Raises
+    ------
+    InvalidArgumentError, InvalidArgumentTypeError
+        Naming ``func`` and ``arg`` (or ``model``).
+    """
+    from implicitbias.models.homogeneous import Homogeneous
+
+    if isinstance(model, Homogeneous):
+        return model.prepare_input(X, func=func, arg=arg)
+    if not isinstance(model, torch.nn.Module):
+        raise fail_type(func, "model", "a torch.nn.Module", model)
+    return Homogeneous(model, degree=1, check=False).prepare_input(X, func=func, arg=arg)
+
+
+def validate_input(h: Homogeneous, X: Any, func: str, arg: str = "X") -> torch.Tensor:
     """``X`` validated (and cast) for the wrapped model of ``h`` by the rule above.
 
     The wrapper itself must carry no hooks (every route evaluates ``h.model``, so they would be

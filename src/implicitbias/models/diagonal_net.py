@@ -99,5 +99,15 @@ class DiagonalNet(nn.Module):
         check_model_input(x, "DiagonalNet", "x", f"(n, {self.d})", ok, self.u.dtype)
         return x @ self.w
 
+    def convex_surrogate(self, task: str) -> str | None:
+        """The convex problem whose solutions are this model's KKT points (THEORY §5).
+
+        Depth 2 only (``w = u² − v²``): ``"l1_max_margin"`` for classification and
+        ``"l1_interpolation"`` for regression; ``None`` otherwise.
+        """
+        if self.depth != 2:
+            return None
+        return {"classification": "l1_max_margin", "regression": "l1_interpolation"}.get(task)
+
     def extra_repr(self) -> str:
         return f"d={self.d}, depth={self.depth}"

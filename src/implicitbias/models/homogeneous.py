@@ -3,7 +3,7 @@
 A model f(θ; x) is L-homogeneous when f(cθ; x) = c^L f(θ; x) for all c > 0 (THEORY §1).
 
 Inputs and dtypes follow one rule for the whole library, applied by
-:meth:`Homogeneous._prepare_input` and stated in :mod:`implicitbias.models._inputs`.
+:meth:`Homogeneous.prepare_input` and stated in :mod:`implicitbias.models._inputs`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from torch import nn
 from torch.func import jacrev, vmap
 
 from implicitbias._errors import NotHomogeneousError
+from implicitbias._modules import check_model, functional_forward, untouched
 from implicitbias._validation import check_int, check_positive, fail, fail_type
 from implicitbias.models._checks import (
     Unmeasurable,
@@ -25,8 +26,7 @@ from implicitbias.models._checks import (
     measure_degree,
     outputs_as_matrix,
 )
-from implicitbias.models._guard import check_model, functional_forward, untouched
-from implicitbias.models._inputs import prepare_input
+from implicitbias.models._inputs import validate_input
 
 __all__ = ["Homogeneous", "homogeneity_degree", "flat_parameters"]
 
@@ -145,8 +145,8 @@ def homogeneity_degree(
     if rtol is not None:
         rtol = check_positive(rtol, func, "rtol")
     inner = model.model if isinstance(model, Homogeneous) else model
-    h = Homogeneous(inner, degree=1, _skip_check=True)
-    X = h._prepare_input(X, func)
+    h = Homogeneous(inner, degree=1, check=False)
+    X = h.prepare_input(X, func=func)
     found = _measure(h, X, scales=scales, rtol=rtol, seed=seed, func=func)
     if not found.degree > 0 or found.fits(0.0):
         raise NotHomogeneousError(
@@ -175,6 +175,10 @@ class Homogeneous(nn.Module):
         attribute, else estimated with :func:`homogeneity_degree` on ``example_input``.
     example_input : torch.Tensor, optional
         Inputs at which the degree is estimated or, when ``degree`` is given, verified.
+    check : bool, default True
+        ``False`` trusts ``degree`` (then required) as given: no check of the model and no
+        verification of the degree. For a degree just measured by :func:`homogeneity_degree`;
+        a wrong degree silently changes every normalized quantity.
 
     Raises
     ------
@@ -209,7 +213,7 @@ class Homogeneous(nn.Module):
         degree: int | float | None = None,
         *,
         example_input: torch.Tensor | None = None,
-        _skip_check: bool = False,
+        check: bool = True,
     ) -> None:
         super().__init__()
         func = "Homogeneous"
@@ -223,8 +227,12 @@ class Homogeneous(nn.Module):
             raise fail(func, "model", "a module with trainable parameters", "a module with none")
         self._verified = True
         self._source = "declared"
-        if _skip_check:
-            self._degree: int | float = degree if degree is not None else 1
+        if not check:
+            if degree is None:
+                raise fail(
+                    func, "degree", "a degree when check=False (nothing is measured)", "None"
+                )
+            self._degree: int | float = check_degree(degree, func)
             return
         check_model(model, self._names, func)
         if degree is not None:
@@ -250,15 +258,15 @@ class Homogeneous(nn.Module):
                 "`example_input=X` to estimate (and check) it."
             )
         # A declared degree is checked against the model once: now, on example_input, or else
-        # on the inputs of the first call that brings some (see _prepare_input).
+        # on the inputs of the first call that brings some (see prepare_input).
         self._verified = False
         if example_input is not None:
-            probe = Homogeneous(model, degree=1, _skip_check=True)
-            self._verify_degree(probe._prepare_input(example_input, "homogeneity_degree"), func)
+            probe = Homogeneous(model, degree=1, check=False)
+            self._verify_degree(probe.prepare_input(example_input, func="homogeneity_degree"), func)
 
     def _verify_degree(self, X: torch.Tensor, func: str) -> None:
         """Check the declared degree on (at most 64 rows of) validated inputs ``X``, once."""
-        probe = Homogeneous(self.model, degree=1, _skip_check=True)
+        probe = Homogeneous(self.model, degree=1, check=False)
         try:
             found = _measure(
                 probe, X[:_VERIFY_ROWS], scales=(0.5, 2.0, 3.0), rtol=None, seed=0, func=func
@@ -335,11 +343,28 @@ class Homogeneous(nn.Module):
             raise fail(func, "theta", f"on the model's device {self.device}", f"{theta.device}")
         return theta
 
-    def _prepare_input(self, X: Any, func: str, arg: str = "X") -> torch.Tensor:
-        """Validate a consumer's inputs and the model by the library's one dtype rule
-        (:func:`implicitbias.models._inputs.prepare_input`); a declared degree not yet checked
-        is checked here, once, on (up to 64 rows of) ``X``."""
-        X = prepare_input(self, X, func, arg)
+    def prepare_input(
+        self, X: Any, *, func: str = "Homogeneous.prepare_input", arg: str = "X"
+    ) -> torch.Tensor:
+        """``X`` validated (and cast) by the library's one input rule (see :mod:`models`).
+
+        The model is checked too (finite parameters of one real dtype, no hooks on the
+        wrapper), and a declared degree not yet checked is checked here, once, on (up to 64
+        rows of) ``X``. ``func`` and ``arg`` name the caller and the argument in errors.
+
+        Parameters
+        ----------
+        X : torch.Tensor
+            Inputs of shape ``(n, ...)``.
+        func, arg : str
+            The public function and argument to name in error messages.
+
+        Returns
+        -------
+        torch.Tensor
+            ``X`` on the model's device; a float ``X`` cast to the parameters' dtype.
+        """
+        X = validate_input(self, X, func, arg)
         if not self._verified:
             self._verify_degree(X, func)
         return X
@@ -381,7 +406,7 @@ class Homogeneous(nn.Module):
         autograd loop as the fallback for modules vmap cannot batch.
         """
         func = "Homogeneous.jacobian"
-        X = self._prepare_input(X, func)
+        X = self.prepare_input(X, func=func)
         theta = self.theta() if theta is None else self._check_theta(theta, func)
         n = X.shape[0]
         p = self.num_parameters

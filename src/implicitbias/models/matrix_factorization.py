@@ -99,6 +99,13 @@ class MatrixFactorization(nn.Module):
         i, j = idx[:, 0], idx[:, 1]
         return (self.U[i] * self.U[j]).sum(-1) - (self.V[i] * self.V[j]).sum(-1)
 
+    def convex_surrogate(self, task: str) -> str | None:
+        """The convex problem whose solutions are this model's KKT points (THEORY §5).
+
+        ``"min_nuclear_norm"`` (minimum nuclear-norm completion) for regression, else ``None``.
+        """
+        return "min_nuclear_norm" if task == "regression" else None
+
     def extra_repr(self) -> str:
         return f"d={self.d}"
 

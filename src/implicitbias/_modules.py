@@ -1,10 +1,12 @@
-"""Evaluate a user's model without changing it, and check its parameters.
+"""What the library knows about a torch module, shared by every room.
 
-Private helpers of :mod:`implicitbias.models`: :func:`functional_forward` (``functional_call``
+Evaluate a user's model without changing it, check its parameters, and recognise the layers
+that break homogeneity or determinism: :func:`functional_forward` (``functional_call``
 that never leaves a substituted tensor behind), :func:`check_model` (finite real parameters of
 one float dtype, not on ``meta``), :func:`untouched` (restore parameters, buffers, train/eval
 flags and the global random state) and :func:`called_modules` (which submodules a forward pass
-actually calls).
+actually calls), and :func:`layer_problem` (normalization layers, non-homogeneous
+activations, random layers in training mode).
 """
 
 from __future__ import annotations
@@ -19,7 +21,47 @@ from torch.func import functional_call
 
 from implicitbias._validation import fail
 
-__all__ = ["functional_forward", "check_model", "untouched", "called_modules"]
+__all__ = [
+    "functional_forward",
+    "check_model",
+    "untouched",
+    "called_modules",
+    "label",
+    "layer_problem",
+]
+
+NON_HOMOGENEOUS_ACTIVATIONS: tuple[type[nn.Module], ...] = (
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.GELU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.SiLU,
+    nn.Softplus,
+    nn.Mish,
+    nn.Hardtanh,  # also ReLU6, a subclass
+    nn.Hardsigmoid,
+    nn.Hardswish,
+    nn.Softsign,
+    nn.LogSigmoid,
+    nn.Tanhshrink,
+    nn.Softshrink,
+    nn.Hardshrink,
+    nn.Softmax,
+    nn.Softmin,
+    nn.LogSoftmax,
+    nn.Softmax2d,
+)
+NORMALIZATIONS: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._NormBase,  # BatchNorm*, InstanceNorm*, SyncBatchNorm, lazy variants
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.LocalResponseNorm,
+    nn.CrossMapLRN2d,
+    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
+)
+DROPOUTS: tuple[type[nn.Module], ...] = (nn.modules.dropout._DropoutNd,)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -157,3 +199,50 @@ def called_modules(model: nn.Module) -> Iterator[list[tuple[str, nn.Module]]]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+# --------------------------------------------------------------------------- layers
+def label(name: str, mod: nn.Module) -> str:
+    """How an error names a layer: its qualified name and class."""
+    return f"'{name}' ({type(mod).__name__})" if name else f"the model ({type(mod).__name__})"
+
+
+def layer_problem(calls: Sequence[tuple[str, nn.Module]]) -> tuple[str, str] | None:
+    """The first layer that makes f(θ; x) random or not homogeneous: ``(kind, reason)``.
+
+    ``kind`` is ``"random"`` (dropout or RReLU in training mode) or ``"layer"``.
+    """
+    for name, mod in calls:
+        if isinstance(mod, DROPOUTS) and mod.training and float(getattr(mod, "p", 0.0)) > 0:
+            return (
+                "random",
+                f"{label(name, mod)} is a dropout layer in training mode (p = {mod.p}), so the "
+                "forward pass is nondeterministic; call model.eval() before the check",
+            )
+        if isinstance(mod, nn.RReLU) and mod.training:
+            return (
+                "random",
+                f"{label(name, mod)} draws its slopes at random in training mode, so the "
+                "forward pass is nondeterministic; call model.eval() before the check",
+            )
+    for name, mod in calls:
+        if isinstance(mod, NORMALIZATIONS):
+            return (
+                "layer",
+                f"{label(name, mod)} is a normalization layer: it divides by a scale computed "
+                "from its input (making the layers before it scale-invariant), and its shift "
+                "(affine bias or running mean) is an additive offset",
+            )
+        if isinstance(mod, nn.PReLU):
+            return (
+                "layer",
+                f"{label(name, mod)} has a trainable negative slope, which scaling θ scales "
+                "too; use nn.LeakyReLU with a fixed slope",
+            )
+        if isinstance(mod, NON_HOMOGENEOUS_ACTIVATIONS):
+            return (
+                "layer",
+                f"{label(name, mod)} is an activation that is not positively homogeneous "
+                "(σ(cz) ≠ c^k σ(z)); use nn.ReLU, nn.LeakyReLU or no activation",
+            )
+    return None
