@@ -79,7 +79,9 @@ def functional_forward(
     silently replacing the module's ``nn.Parameter`` with a plain tensor. This wrapper records
     every module's parameter and buffer slots and restores the original objects afterwards.
     """
-    saved = [(m, dict(m._parameters), dict(m._buffers)) for m in model.modules()]
+    saved: list[tuple[nn.Module, dict[str, Any], dict[str, Any]]] = [
+        (m, dict(m._parameters), dict(m._buffers)) for m in model.modules()
+    ]
     try:
         return functional_call(model, (params, buffers), args)
     finally:
@@ -95,7 +97,7 @@ def functional_forward(
 # --------------------------------------------------------------------------- parameters
 def check_model(model: nn.Module, names: Sequence[str], func: str, arg: str = "model") -> None:
     """The trainable parameters ``names`` hold finite real data of one floating-point dtype."""
-    named = dict(model.named_parameters())
+    named: dict[str, torch.Tensor] = dict(model.named_parameters())
     dtypes: dict[torch.dtype, str] = {}
     for name in names:
         p = named[name]

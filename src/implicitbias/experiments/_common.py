@@ -14,6 +14,7 @@ import torch
 
 from implicitbias._validation import fail, fail_type
 from implicitbias.dynamics import History, TrainResult, log_schedule, train
+from implicitbias.kkt import kkt_residuals
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,8 @@ def kkt_epsilon_rel(
     """``kkt_residuals(...).epsilon_rel`` of the model at its current parameters.
 
     NaN when a classifier does not yet separate the training set (the margin problem is only
-    posed at a separating θ) or when the KKT module is not available in this installation.
+    posed at a separating θ).
     """
-    try:
-        from implicitbias.kkt import kkt_residuals  # type: ignore[attr-defined]
-    except ImportError:
-        return math.nan
     if task != "regression":
         with torch.no_grad():
             out = model(X)

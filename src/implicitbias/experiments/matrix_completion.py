@@ -62,7 +62,7 @@ def zero_fill_predictor(data: CompletionData) -> np.ndarray:
 
 
 def _nuclear_completion(data: CompletionData) -> tuple[np.ndarray, float, str]:
-    from implicitbias.rich_regime import min_nuclear_norm_completion  # type: ignore[attr-defined]
+    from implicitbias.rich_regime import min_nuclear_norm_completion
 
     res = min_nuclear_norm_completion(
         data.d, data.train_rows, data.train_cols, data.train_values, symmetric=True

@@ -150,7 +150,8 @@ def check_specs(name: str) -> dict[str, CheckSpec]:
 def _settings_diff(saved: dict[str, Any], record: dict[str, Any]) -> list[str]:
     keys = ("experiment", "scale", "seed", "method")
     diff = [f"{k} {saved.get(k)!r} vs {record[k]!r}" for k in keys if saved.get(k) != record[k]]
-    old = saved.get("settings") if isinstance(saved.get("settings"), dict) else {}
+    found = saved.get("settings")
+    old: dict[str, Any] = found if isinstance(found, dict) else {}
     new = _jsonable(record["settings"])
     for k in sorted(set(old) | set(new)):
         if old.get(k) != new.get(k):
