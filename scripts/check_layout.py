@@ -63,6 +63,8 @@ ALLOWED: dict[str, frozenset[str]] = {
         {"models", "init", "kernel_regime", "rich_regime", "kkt", "dynamics"}
     ),
     "cli": frozenset({"experiments"}),
+    # scikit-learn estimators over the solvers (scikit-learn is an optional extra)
+    "sklearn": frozenset({"models", "init", "kernel_regime", "rich_regime"}),
 }
 # Rooms that may only use the package-level (``__init__``) face of the rooms they import.
 FACE_ONLY = frozenset({"cli"})
