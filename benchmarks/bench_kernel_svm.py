@@ -90,12 +90,12 @@ def run(quick: bool) -> list[Row]:
             if diff.size == 0:
                 same = "same support"
             else:  # interior-point multipliers near 0 are ambiguous; say how small they are
-                small = float(np.max(ref.dual[diff]) / np.max(ref.dual))
+                small = float(np.max(ref.svm_dual[diff]) / np.max(ref.svm_dual))
                 q = y[diff] * ours.decision_function(K[diff])
                 same = (
                     f"support differs at {diff.size} of {ours.support.size} (ref a_i <= "
                     f"{small:.1e} max a; ours there: a_i >= "
-                    f"{float(np.min(ours.dual[diff]) / np.max(ours.dual)):.1e} max a, "
+                    f"{float(np.min(ours.svm_dual[diff]) / np.max(ours.svm_dual)):.1e} max a, "
                     f"|margin - 1| <= {float(np.max(np.abs(q - 1.0))):.1e})"
                 )
             rows.append(

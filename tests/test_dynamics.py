@@ -66,7 +66,7 @@ def test_gd_one_step_matches_hand_formula() -> None:
     gv = -2 * v * (X.T @ r) / 12
     expect = torch.cat([u - eta * (gu + lam * u), v - eta * (gv + lam * v)])
     torch.testing.assert_close(res.model.theta(), expect, rtol=1e-13, atol=1e-15)
-    assert (res.t_final, res.steps_equivalent, res.grad_evals, res.n_steps) == (eta, 1.0, 1, 1)
+    assert (res.t_final, res.steps_equivalent, res.grad_evals, res.iterations) == (eta, 1.0, 1, 1)
 
 
 @pytest.mark.parametrize("loss", ["logistic", "exponential"])
@@ -203,7 +203,7 @@ def test_flow_pure_weight_decay_is_exponential() -> None:
     np.testing.assert_allclose(
         res.history["theta_norm"], 3.0 * np.exp(-0.5 * res.history["t"]), rtol=1e-6
     )
-    assert res.n_steps < 200  # 5th order: h ≈ 0.05 at rtol = 1e-8
+    assert res.iterations < 200  # 5th order: h ≈ 0.05 at rtol = 1e-8
 
 
 def _test_accuracy(Xt: torch.Tensor, yt: torch.Tensor):
@@ -251,7 +251,7 @@ def test_flow_lands_on_default_schedule_and_counts_evaluations() -> None:
     np.testing.assert_array_equal(res.history["t"], log_schedule(20.0, 25, step=0.05))
     assert res.history["grad_evals"][-1] == res.grad_evals
     # FSAL: 1 initial evaluation + 3 per attempted step of Bogacki–Shampine
-    assert res.grad_evals == 1 + 3 * (res.n_steps + res.n_rejected)
+    assert res.grad_evals == 1 + 3 * (res.iterations + res.n_rejected)
     assert res.steps_equivalent == pytest.approx(400)
 
 
@@ -420,7 +420,7 @@ def test_resume_continues_the_same_trajectory(
     _same(History.from_csv(csv_path), full.history, rtol=1e-12)
     torch.testing.assert_close(rest.model.theta(), full.model.theta(), rtol=1e-12, atol=0.0)
     assert rest.grad_evals == full.grad_evals
-    assert rest.n_steps == full.n_steps and rest.n_rejected == full.n_rejected
+    assert rest.iterations == full.iterations and rest.n_rejected == full.n_rejected
 
 
 def test_resume_rejects_another_configuration(tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -103,6 +106,40 @@ def test_modular_addition_split() -> None:
         (lambda: data.sparse_linear_task(5).sample(3, stream="val"), "'stream'"),
     ],
 )
-def test_bad_arguments(call, match) -> None:
+def test_bad_arguments(call: Callable[[], object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str(a.dtype).encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def test_default_data_is_unchanged_bit_for_bit() -> None:
+    # Digests recorded with the generators as they were before data_source="reference" was
+    # added (same calls, default data_source): the default samples must never change.
+    t = data.sparse_linear_task(50, k=3, seed=7)
+    got = _digest(t.w_star, t.support, *t.sample(40), *t.sample(30, stream="test"))
+    assert got == "8cb8803dafea2cdf"
+    t = data.large_margin_task(40, gamma=25.0, seed=7)
+    assert _digest(t.w_star, *t.sample(40), *t.sample(30, stream="test")) == "bfcd9ac75172955f"
+    D = data.matrix_completion_data(13, fraction=0.1, seed=7)
+    got = _digest(
+        D.X_star,
+        D.train_rows,
+        D.train_cols,
+        D.train_values,
+        D.test_rows,
+        D.test_cols,
+        D.test_values,
+    )
+    assert got == "e5bfb2391bdba940"
+    M = data.modular_addition_data(7, train_fraction=0.4, seed=7)
+    got = _digest(M.X_train, M.y_train, M.X_test, M.y_test, M.pairs_train, M.pairs_test)
+    assert got == "26b18e255f2cef1c"

@@ -31,7 +31,7 @@ def test_rbf_interpolation_is_exact() -> None:
     res = ib.kernel_regression(K, y)
     np.testing.assert_allclose(res.coef, np.linalg.solve(K, y), rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(res.predict(K), y, atol=1e-9)
-    assert res.max_abs_residual <= 1e-9
+    assert res.max_violation <= 1e-9
     np.testing.assert_allclose(res.norm, np.sqrt(y @ np.linalg.solve(K, y)), rtol=1e-8)
     Xn = rng.standard_normal((5, 3))
     np.testing.assert_allclose(

@@ -45,12 +45,12 @@ def _reference(K: np.ndarray, y: np.ndarray, **kw) -> ib.KernelSVMResult:
 def _check_certificate(res: ib.KernelSVMResult, K: np.ndarray, y: np.ndarray) -> None:
     assert res.status == "optimal"
     assert res.kkt_residual <= 1e-9
-    assert np.all(res.dual >= 0)
+    assert np.all(res.svm_dual >= 0)
     q = y * res.decision_function(K)
     np.testing.assert_array_less(1.0 - 1e-9, q)  # primal feasibility
     np.testing.assert_allclose(q[res.support], 1.0, atol=1e-9)  # complementary slackness
-    np.testing.assert_allclose(res.norm**2, np.sum(res.dual), rtol=1e-9)  # zero duality gap
-    np.testing.assert_allclose(res.margin, 1.0 / np.sqrt(np.sum(res.dual)), rtol=1e-9)
+    np.testing.assert_allclose(res.norm**2, np.sum(res.svm_dual), rtol=1e-9)  # zero duality gap
+    np.testing.assert_allclose(res.margin, 1.0 / np.sqrt(np.sum(res.svm_dual)), rtol=1e-9)
     assert res.margin_lower <= res.margin * (1 + 1e-12)
     assert res.margin <= res.margin_upper * (1 + 1e-12)
 
@@ -65,9 +65,9 @@ def test_two_points_both_support() -> None:
     y = np.array([1.0, -1.0])
     res = ib.kernel_svm(K, y)
     # Q = [[2, -1], [-1, 2]], a = Q^{-1} 1 = (1, 1), ||h||^2 = 2
-    np.testing.assert_allclose(res.dual, [1.0, 1.0], rtol=1e-12)
+    np.testing.assert_allclose(res.svm_dual, [1.0, 1.0], rtol=1e-12)
     np.testing.assert_allclose(res.margin, 1 / np.sqrt(2), rtol=1e-12)
-    np.testing.assert_allclose(res.objective, 1.0, rtol=1e-12)
+    np.testing.assert_allclose(res.objective, np.sqrt(2), rtol=1e-12)  # norm form: ||h||
     np.testing.assert_array_equal(res.support, [0, 1])
     _check_certificate(res, K, y)
 
@@ -78,7 +78,7 @@ def test_two_collinear_points_singular_kernel() -> None:
     K = X @ X.T
     y = np.array([1.0, 1.0])
     res = ib.kernel_svm(K, y)
-    np.testing.assert_allclose(res.dual, [1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(res.svm_dual, [1.0, 0.0], atol=1e-12)
     np.testing.assert_allclose(res.margin, 1.0, rtol=1e-12)
     np.testing.assert_array_equal(res.support, [0])
     _check_certificate(res, K, y)
@@ -88,7 +88,7 @@ def test_orthogonal_features_dual_is_inverse_diagonal() -> None:
     d = np.array([1.0, 4.0, 0.5, 2.0, 3.0])
     y = np.array([1.0, -1.0, -1.0, 1.0, 1.0])
     res = ib.kernel_svm(np.diag(d), y)
-    np.testing.assert_allclose(res.dual, 1.0 / d, rtol=1e-12)
+    np.testing.assert_allclose(res.svm_dual, 1.0 / d, rtol=1e-12)
     np.testing.assert_allclose(res.margin, 1.0 / np.sqrt(np.sum(1.0 / d)), rtol=1e-12)
     np.testing.assert_array_equal(res.support, np.arange(5))
 
@@ -101,7 +101,7 @@ def test_linear_kernel_is_l2_max_margin_by_hand() -> None:
     w = X.T @ res.coef
     np.testing.assert_allclose(w, [1 / 3, 1 / 3], rtol=1e-12)
     np.testing.assert_allclose(res.margin, 3 / np.sqrt(2), rtol=1e-12)
-    np.testing.assert_allclose(res.dual, [1 / 9, 1 / 9, 0.0], atol=1e-14)
+    np.testing.assert_allclose(res.svm_dual, [1 / 9, 1 / 9, 0.0], atol=1e-14)
     np.testing.assert_array_equal(res.support, [0, 1])
     # prediction on new points = sign <x, w>
     Xn = np.array([[1.0, -2.0], [-1.0, 0.5], [0.2, 0.3]])
@@ -272,7 +272,7 @@ def _multiclass_reference(K_full: np.ndarray, y: np.ndarray) -> ib.MulticlassKer
 def test_multiclass_one_point_three_classes_by_hand() -> None:
     # phi_c orthonormal: constraints h0 - h1 >= 1, h0 - h2 >= 1; optimum h = (2, -1, -1)/3
     res = ib.multiclass_kernel_svm(np.eye(3), np.array([0]))
-    np.testing.assert_allclose(res.dual, [[0.0, 1 / 3, 1 / 3]], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(res.svm_dual, [[0.0, 1 / 3, 1 / 3]], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(res.coef, [[2 / 3, -1 / 3, -1 / 3]], rtol=1e-12)
     np.testing.assert_allclose(res.margin, np.sqrt(3 / 2), rtol=1e-12)
     np.testing.assert_array_equal(res.support, [[0, 1], [0, 2]])
@@ -289,7 +289,9 @@ def test_multiclass_two_classes_reduces_to_binary() -> None:
     binary = ib.kernel_svm(K, ypm)
     np.testing.assert_allclose(mc.margin, binary.margin, rtol=1e-9)
     other = 1 - labels
-    np.testing.assert_allclose(mc.dual[np.arange(40), other], binary.dual, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+        mc.svm_dual[np.arange(40), other], binary.svm_dual, rtol=1e-8, atol=1e-10
+    )
     np.testing.assert_array_equal(mc.predict(K_full), labels)
 
 
@@ -315,7 +317,7 @@ def test_multiclass_matches_cvxpy(structure: str) -> None:
     gaps[np.arange(n), y] = np.inf
     np.testing.assert_array_less(1.0 - 1e-9, gaps)  # all pair constraints hold
     np.testing.assert_array_equal(fast.predict(K_full), y)
-    np.testing.assert_array_equal(fast.dual[np.arange(n), y], 0.0)
+    np.testing.assert_array_equal(fast.svm_dual[np.arange(n), y], 0.0)
 
 
 def test_multiclass_not_separable_and_bad_inputs() -> None:

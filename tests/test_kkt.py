@@ -110,7 +110,7 @@ def test_exact_kkt_point_matrix_factorization_psd_rank_one():
     rep = ib.kkt_residuals(mf, idx, y)
     assert rep.task == "regression"
     assert rep.epsilon_rel <= 1e-8
-    assert rep.max_abs_residual <= 1e-12
+    assert rep.max_violation <= 1e-12
     np.testing.assert_allclose(rep.theta_norm**2, np.trace(Xstar), rtol=1e-12)
     # the minimum nuclear norm, computed here with cvxpy (small SDP)
     cp = pytest.importorskip("cvxpy")
@@ -264,7 +264,7 @@ def test_regression_weight_decay_route_matrix_factorization():
     expected = float((grad + lam * theta).norm() / (lam * theta.norm()))
     np.testing.assert_allclose(rep.stationarity_residual, expected, rtol=1e-9)
     np.testing.assert_allclose(
-        rep.max_abs_residual, np.abs(mf(idx).detach().numpy() - y.numpy()).max(), rtol=1e-12
+        rep.max_violation, np.abs(mf(idx).detach().numpy() - y.numpy()).max(), rtol=1e-12
     )
     assert rep.convex_surrogate == "min_nuclear_norm"
     # least-squares multipliers: no other μ gives a smaller ε

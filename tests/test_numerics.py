@@ -95,7 +95,7 @@ def test_kernel_svm_margin_scales_with_the_kernel(scale: float) -> None:
     base = ib.kernel_svm(K, _y())
     res = ib.kernel_svm(scale * K, _y())
     np.testing.assert_allclose(res.margin, math.sqrt(scale) * base.margin, rtol=1e-9)
-    np.testing.assert_allclose(res.dual * scale, base.dual, rtol=1e-8, atol=1e-14)
+    np.testing.assert_allclose(res.svm_dual * scale, base.svm_dual, rtol=1e-8, atol=1e-14)
     assert res.kkt_residual <= 1e-9
 
 

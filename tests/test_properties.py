@@ -69,11 +69,11 @@ def test_kernel_svm_is_feasible_and_certified(Xr: tuple, more: st.DataObject) ->
     f = K @ res.coef  # f(x_i) = <φ(x_i), h>
     q = y * f
     assert float(q.min()) >= 1.0 - 1e-8
-    assert float(res.dual.min()) >= 0.0
+    assert float(res.svm_dual.min()) >= 0.0
     # complementary slackness and strong duality, from the solution itself
-    np.testing.assert_allclose(res.dual * (q - 1.0), 0.0, atol=1e-8 * max(1.0, res.dual.max()))
+    np.testing.assert_allclose(res.svm_dual * (q - 1.0), 0.0, atol=1e-8 * max(1.0, res.svm_dual.max()))
     np.testing.assert_allclose(res.norm**2, res.coef @ K @ res.coef, rtol=1e-9)
-    np.testing.assert_allclose(res.norm**2, res.dual.sum(), rtol=1e-8)
+    np.testing.assert_allclose(res.norm**2, res.svm_dual.sum(), rtol=1e-8)
     np.testing.assert_allclose(res.margin, 1.0 / res.norm, rtol=1e-12)
     assert res.kkt_residual <= 1e-9
 

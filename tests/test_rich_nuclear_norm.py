@@ -35,7 +35,7 @@ def test_fast_matches_sdp(d: int, p: float, seed: int) -> None:
     np.testing.assert_allclose(fast.nuclear_norm, ref.nuclear_norm, rtol=1e-4)
     np.testing.assert_allclose(fast.W, ref.W, atol=1e-3 * np.abs(Xs).max())
     assert fast.relative_gap <= 1e-6
-    assert fast.max_constraint_violation <= 1e-6 * np.abs(Xs).max()
+    assert fast.max_violation <= 1e-6 * np.abs(Xs).max()
     # the certificate: supported on Ω, symmetric, ‖Y‖_op ≤ 1, ⟨Y, M⟩ = dual objective
     Y = fast.dual
     off = np.ones((d, d), dtype=bool)
@@ -79,7 +79,7 @@ def test_psd_ground_truth_sdp_route(cvxpy_solver: str) -> None:
     np.testing.assert_allclose(res.nuclear_norm, np.trace(Xs), rtol=1e-6)
     np.testing.assert_allclose(res.W, Xs, atol=1e-5 * np.abs(Xs).max())
     assert res.status == "optimal" and res.relative_gap <= 1e-6
-    assert res.max_constraint_violation <= 1e-6 * np.abs(Xs).max()
+    assert res.max_violation <= 1e-6 * np.abs(Xs).max()
 
 
 def test_auto_route_by_size() -> None:

@@ -393,7 +393,7 @@ def test_min_l2_interpolation_wrong_lstsq_raises(monkeypatch: pytest.MonkeyPatch
 # ================================================================ kernel SVMs (active-set QP)
 def _garbage_qp(value: float) -> Any:
     def fake(Q: np.ndarray, **kw: Any) -> Any:
-        return KSVM._QPOutcome(a=np.full(Q.shape[0], value), diverged=False, n_iter=1)
+        return KSVM._QPOutcome(a=np.full(Q.shape[0], value), diverged=False, iterations=1)
 
     return fake
 
@@ -403,7 +403,7 @@ def _scaled_qp(factor: float) -> Any:
 
     def fake(Q: np.ndarray, **kw: Any) -> Any:
         out = real(Q, **kw)
-        return KSVM._QPOutcome(a=out.a * factor, diverged=False, n_iter=out.n_iter)
+        return KSVM._QPOutcome(a=out.a * factor, diverged=False, iterations=out.iterations)
 
     return fake
 

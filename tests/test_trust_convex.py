@@ -406,7 +406,7 @@ def test_interpolation_scales_with_X_and_y(func: Callable[..., Any], cx: float,
     assert res.status == "optimal"
     np.testing.assert_allclose(res.w * (cx / cy), base.w, atol=1e-8 * np.abs(base.w).max())
     np.testing.assert_allclose(res.norm, base.norm * cy / cx, rtol=1e-8)
-    assert res.max_residual <= 1e-8 * cy * np.abs(YI).max()
+    assert res.max_violation <= 1e-8 * cy * np.abs(YI).max()
     # the dual certificate on the caller's data: ‖(cX)ᵀν‖_q <= 1 and <ν, cy·y> = ‖w‖_p
     q = math.inf if res.p == 1.0 else 2.0
     assert _pnorm((cx * XI).T @ res.dual, q) <= 1.0 + 1e-9
@@ -434,7 +434,7 @@ def test_nuclear_completion_scales_with_the_values(solver: str, scale: float) ->
     assert res.status == "optimal"
     np.testing.assert_allclose(res.W / scale, base.W, atol=1e-5 * np.abs(base.W).max())
     np.testing.assert_allclose(res.nuclear_norm, scale * base.nuclear_norm, rtol=1e-5)
-    assert res.max_constraint_violation <= 1e-5 * scale * np.abs(values).max()
+    assert res.max_violation <= 1e-5 * scale * np.abs(values).max()
 
 
 def test_nuclear_duplicates_disagreeing_at_a_tiny_scale_are_rejected() -> None:
@@ -502,7 +502,7 @@ def test_min_l2_interpolation_with_rows_of_very_different_size(seed: int) -> Non
     np.testing.assert_allclose(res.w, w_ref, rtol=1e-7, atol=1e-9 * np.abs(w_ref).max())
     # rtol·max|y|, or the float64 rounding of the largest row's terms (w is ~1e4 here)
     floor = 32 * np.finfo(float).eps * float(np.max(np.abs(X) @ np.abs(res.w)))
-    assert res.max_residual <= 1e-8 * np.abs(y).max() + floor
+    assert res.max_violation <= 1e-8 * np.abs(y).max() + floor
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -516,7 +516,7 @@ def test_min_l1_interpolation_with_rows_of_very_different_size(seed: int) -> Non
     )
     np.testing.assert_allclose(res.norm, np.abs(w.value).sum(), rtol=1e-6)
     floor = 32 * np.finfo(float).eps * float(np.max(np.abs(X) @ np.abs(res.w)))
-    assert res.max_residual <= 1e-7 * np.abs(y).max() + floor
+    assert res.max_violation <= 1e-7 * np.abs(y).max() + floor
 
 
 @pytest.mark.parametrize(("cx", "cy", "what"), [(1e300, 1e-300, "underflows"),

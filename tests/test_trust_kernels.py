@@ -304,7 +304,7 @@ def test_kernel_regression_accepts_rounding_negative_eigenvalue() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# scale: K -> c K gives dual / c, margin * sqrt(c), to the last digits
+# scale: K -> c K gives svm_dual / c, margin * sqrt(c), to the last digits
 # --------------------------------------------------------------------------------------------
 
 
@@ -315,7 +315,7 @@ def test_kernel_svm_answer_scales_exactly(c: float, kind: str) -> None:
     ref = ib.kernel_svm(K, y)
     res = ib.kernel_svm(K * c, y)
     np.testing.assert_allclose(res.margin, ref.margin * np.sqrt(c), rtol=1e-12)
-    np.testing.assert_allclose(res.dual * c, ref.dual, rtol=1e-10, atol=1e-12 * ref.dual.max())
+    np.testing.assert_allclose(res.svm_dual * c, ref.svm_dual, rtol=1e-10, atol=1e-12 * ref.svm_dual.max())
     np.testing.assert_array_equal(res.support, ref.support)
     np.testing.assert_allclose(res.decision_function(K * c), ref.decision_function(K), atol=1e-9)
 
@@ -328,7 +328,7 @@ def test_kernel_svm_cvxpy_route_at_extreme_scale_matches_active_set(c: float) ->
     ref = ib.kernel_svm(K, y)
     res = quiet(ib.kernel_svm, K * c, y, solver="cvxpy")
     np.testing.assert_allclose(res.margin, ref.margin * np.sqrt(c), rtol=1e-6)
-    np.testing.assert_allclose(res.dual * c, ref.dual, atol=1e-5 * ref.dual.max())
+    np.testing.assert_allclose(res.svm_dual * c, ref.svm_dual, atol=1e-5 * ref.svm_dual.max())
 
 
 @pytest.mark.parametrize("c", [1e-10, 1e10])
@@ -339,7 +339,7 @@ def test_multiclass_answer_scales_exactly(c: float) -> None:
     ref = ib.multiclass_kernel_svm(Kf, y)
     res = ib.multiclass_kernel_svm(Kf * c, y)
     np.testing.assert_allclose(res.margin, ref.margin * np.sqrt(c), rtol=1e-12)
-    np.testing.assert_allclose(res.dual * c, ref.dual, atol=1e-12 * ref.dual.max())
+    np.testing.assert_allclose(res.svm_dual * c, ref.svm_dual, atol=1e-12 * ref.svm_dual.max())
 
 
 @pytest.mark.parametrize("c", [1e-10, 1e10])
@@ -372,7 +372,7 @@ def test_kernel_regression_tiny_targets_in_the_range_fit_to_relative_accuracy() 
     K, _ = rbf()
     y = 1e-6 * (K @ np.random.default_rng(0).standard_normal(K.shape[0]))
     res = ib.kernel_regression(K, y)
-    assert res.max_abs_residual <= 1e-8 * np.max(np.abs(y))
+    assert res.max_violation <= 1e-8 * np.max(np.abs(y))
 
 
 # --------------------------------------------------------------------------------------------
@@ -476,7 +476,7 @@ def test_diverging_solver_without_certificate_is_not_called_not_separable(
     ref = ib.kernel_svm(K, y)
 
     def fake(Q: np.ndarray, **kw: Any) -> Any:
-        return KSVM._QPOutcome(a=np.full(Q.shape[0], 1e9), diverged=True, n_iter=1)
+        return KSVM._QPOutcome(a=np.full(Q.shape[0], 1e9), diverged=True, iterations=1)
 
     monkeypatch.setattr(KSVM, "_solve_nonneg_qp", fake)
     res = quiet(ib.kernel_svm, K, y)

@@ -83,7 +83,7 @@ def test_gd_divergence_stops_at_the_last_finite_iterate() -> None:
     finite iterate — exactly the parameters of a run of K steps — and one more step from it is
     non-finite (the check runs every step, not every 1000)."""
     res = _diverging_gd()
-    K = res.n_steps
+    K = res.iterations
     assert res.status == "diverged" and not res.interrupted
     assert 0 < K < 2000 and res.t_final == K * 5.0
     ref = train(_linear(), *_regression(), steps=K, num_evals=2, **GD_BLOWUP)
@@ -108,7 +108,7 @@ def test_gd_divergence_never_overwrites_the_last_good_checkpoint(tmp_path: Path)
     ckpt, csv = tmp_path / "run.pt", tmp_path / "run.csv"
     res = _diverging_gd(checkpoint_path=ckpt, checkpoint_every=250.0, history_path=csv)
     saved = torch.load(ckpt, weights_only=True)
-    assert saved["n_steps"] == 50 * (res.n_steps // 50) < res.n_steps
+    assert saved["n_steps"] == 50 * (res.iterations // 50) < res.iterations
     assert bool(torch.isfinite(saved["theta"]).all())
     ref = train(_linear(), *_regression(), steps=saved["n_steps"], num_evals=2, **GD_BLOWUP)
     torch.testing.assert_close(saved["theta"], ref.model.theta(), rtol=0.0, atol=0.0)
@@ -123,7 +123,7 @@ def test_gd_divergence_never_overwrites_the_last_good_checkpoint(tmp_path: Path)
             checkpoint_every=250.0, resume=True, **GD_BLOWUP,
         )  # fmt: skip
     assert again.resumed_from == saved["t"]
-    assert again.n_steps == res.n_steps
+    assert again.iterations == res.iterations
     torch.testing.assert_close(again.model.theta(), res.model.theta(), rtol=0.0, atol=0.0)
 
 
@@ -187,7 +187,7 @@ def test_huge_finite_parameters_are_not_divergence() -> None:
         return lin
 
     res = train(ib.Homogeneous(huge(), degree=1), X, y, weight_decay=0.0, lr=0.5, steps=20)
-    assert res.status == "completed" and res.n_steps == 20
+    assert res.status == "completed" and res.iterations == 20
     ref = huge()
     opt = torch.optim.SGD(ref.parameters(), lr=0.5)
     ell = ib.loss_function("logistic")
@@ -427,7 +427,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_answer(
     _same(rest.history, full.history)
     _same(History.from_csv(csv), full.history)
     torch.testing.assert_close(rest.model.theta(), full.model.theta(), rtol=0.0, atol=0.0)
-    assert (rest.grad_evals, rest.n_steps) == (full.grad_evals, full.n_steps)
+    assert (rest.grad_evals, rest.iterations) == (full.grad_evals, full.iterations)
 
 
 def test_gd_interrupted_inside_an_update_resumes_exactly(
@@ -451,7 +451,7 @@ def test_gd_interrupted_inside_an_update_resumes_exactly(
     monkeypatch.setattr(Problem, "sgd_step", torn)
     ckpt = tmp_path / "run.pt"
     part = train(_diag(), X, y, checkpoint_path=ckpt, **KW)
-    assert part.status == "interrupted" and part.n_steps == 36
+    assert part.status == "interrupted" and part.iterations == 36
     monkeypatch.setattr(Problem, "sgd_step", real)
     ref = train(_diag(), X, y, **dict(KW, steps=36))
     torch.testing.assert_close(part.model.theta(), ref.model.theta(), rtol=0.0, atol=0.0)

@@ -1,39 +1,33 @@
-r"""The bound-constrained convex QP ``min_{x >= 0} 1/2 x^T Q x - b^T x`` (``Q`` symmetric PSD).
+r"""The bound-constrained convex QP ``min_{x >= 0} 1/2 x^T Q x - 1^T x`` (``Q`` symmetric PSD).
 
-One private home for the two exact active-set solvers of this problem class, shared by
-:func:`implicitbias.kernel_svm` / :func:`implicitbias.multiclass_kernel_svm` (dual of the
-hard-margin SVM without bias, ``b = 1``) and :func:`implicitbias.nnls_gram` (the KKT
-multipliers, ``Q = G^T G``, ``b = G^T t``):
+The dual of the hard-margin SVM without bias, shared by :func:`implicitbias.kernel_svm` and
+:func:`implicitbias.multiclass_kernel_svm`. :func:`solve_nonneg_qp` solves it exactly for large
+supports: working-set chunking, block principal pivoting (Kunisch--Rendl, Judice--Pires
+safeguard) on each working set with Cholesky factors reused across faces
+(:class:`_FaceSolver`), and :func:`~implicitbias._lawson_hanson.lawson_hanson` (then a monotone
+primal active-set loop with divergence detection) where pivoting does not settle, as on
+rank-deficient kernels.
 
-* :func:`lawson_hanson` -- the Lawson--Hanson primal active set on the normal equations, one
-  index at a time, with an incrementally grown Cholesky factor and the passive set kept
-  linearly independent (robust on singular ``Q``; cheap when the support is small);
-* :func:`solve_nonneg_qp` -- for ``b = 1`` and large supports: working-set chunking, block
-  principal pivoting (Kunisch--Rendl, Judice--Pires safeguard) on each working set with
-  Cholesky factors reused across faces (:class:`_FaceSolver`), and :func:`lawson_hanson` (then a
-  monotone primal active-set loop with divergence detection) where pivoting does not settle,
-  as on rank-deficient kernels.
-
-Both run with one BLAS thread (:func:`blas_single_thread`): they issue many mid-sized BLAS
-calls, and numpy and scipy each bundle an OpenBLAS whose spinning worker threads fight each
-other (measured on a loaded 2-core machine: RBF n = 4000, 12-14 s with two threads vs 2-3 s
-with one; a 1233-block Cholesky took 1.9 s instead of 0.16 s).
+It runs with one BLAS thread (:func:`implicitbias._blas.blas_single_thread`). The
+Lawson--Hanson loop (also used by :func:`implicitbias.nnls_gram`) lives in
+:mod:`implicitbias._lawson_hanson`; it and the BLAS helper are re-exported here for the
+modules that import them from this one.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
 
+from implicitbias._blas import blas_single_thread
 from implicitbias._errors import SolverError
+from implicitbias._lawson_hanson import lawson_hanson
 
 __all__ = ["QPOutcome", "blas_single_thread", "lawson_hanson", "solve_nonneg_qp"]
 
-_EPS = float(np.finfo(np.float64).eps)
 # A margin below this fraction of the feature radius sqrt(max K_ii) is numerically zero
 # (kernel SVM): bounds the dual sum before the loop reports divergence.
 SEPARABILITY_FLOOR = 1e-7
@@ -43,190 +37,6 @@ _PROX = 1e-12
 _GROW = 1.0
 # Initial working set: this fraction of the points (at least `chunk`), drawn at random.
 _INIT = 1 / 16
-
-_CONTROLLER: list[Any] = []
-
-
-def blas_single_thread() -> contextlib.AbstractContextManager[Any]:
-    """One BLAS thread (all BLAS libraries loaded) for the duration, when threadpoolctl is there."""
-    if not _CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - optional
-            _CONTROLLER.append(None)
-        else:
-            _CONTROLLER.append(ThreadpoolController())
-    if _CONTROLLER[0] is None:  # pragma: no cover
-        return contextlib.nullcontext()
-    return _CONTROLLER[0].limit(limits=1, user_api="blas")
-
-
-# --------------------------------------------------------------------------------------------
-# Lawson--Hanson on the normal equations
-# --------------------------------------------------------------------------------------------
-
-
-def _cholesky_jitter(A: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor; a tiny diagonal jitter if rounding made ``A`` indefinite."""
-    try:
-        return sla.cholesky(A, lower=True, check_finite=False)
-    except np.linalg.LinAlgError:
-        jitter = 1e2 * _EPS * max(float(np.max(np.diag(A))), 1e-300) * A.shape[0]
-        return sla.cholesky(A + jitter * np.eye(A.shape[0]), lower=True, check_finite=False)
-
-
-def _solve(Lf: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    z = sla.solve_triangular(Lf, rhs, lower=True, check_finite=False)
-    return sla.solve_triangular(Lf, z, lower=True, trans="T", check_finite=False)
-
-
-def lawson_hanson(
-    Q: np.ndarray,
-    b: np.ndarray,
-    candidates: np.ndarray,
-    *,
-    tol: float | None,
-    max_iter: int,
-    exchange: bool = False,
-    x0: np.ndarray | None = None,
-) -> tuple[np.ndarray, int, str]:
-    """Lawson–Hanson active set on the normal equations (Bro & de Jong's "fast NNLS").
-
-    The passive set P is kept with an incrementally grown Cholesky factor of ``Q[P, P]``
-    (``O(|P|²)`` per addition, refactored from scratch after removals). A candidate whose
-    column is numerically dependent on those of P (pivot ``≤ 1e-12·Q_jj``) is skipped until
-    the next removal: in exact arithmetic Lawson–Hanson never adds one when ``b`` lies in the
-    range of ``Q`` (NNLS: ``b = Gᵀt``), so this only guards against rounding.
-
-    ``exchange=True`` (for ``b`` outside the range of a singular ``Q``, as in the SVM dual
-    with ``b = 1``): a violated dependent candidate ``j`` is exchanged in instead. Along
-    ``d = (−Q_PP⁻¹ Q_Pj, 1)`` the curvature is zero and the objective falls at rate
-    ``(b − Qμ)_j > 0``, so step until a passive coordinate reaches 0 and swap it for ``j``
-    (the new passive set stays independent); if no passive coordinate decreases the objective
-    is unbounded below and the status is ``"unbounded"``.
-
-    ``x0``: a warm start, used when its support is a linearly independent set on which it is
-    the face minimizer (as the answer of this function on a sub-problem is); else ignored.
-    """
-    n = b.shape[0]
-    mu = np.zeros(n)
-    in_p = np.zeros(n, dtype=bool)
-    skipped = np.zeros(n, dtype=bool)
-    P: list[int] = []
-    Lf = np.zeros((max(1, int(candidates.sum())), max(1, int(candidates.sum()))))
-    k = 0
-    w = b.copy()
-    absQ_diag = np.abs(np.diag(Q))
-    rowmax = np.max(np.abs(Q), axis=1)
-    absb = np.abs(b)
-    iterations = 0
-    status = "optimal"
-    if x0 is not None:
-        P, k = _warm_start(Q, b, candidates, x0, Lf)
-        if k:
-            in_p[P] = True
-            mu[P] = x0[P]
-            w = b - Q @ mu
-
-    def threshold() -> np.ndarray:
-        # A bound on the rounding error of w = b − Qμ, coordinate-wise.
-        if tol is not None:
-            return np.full(n, tol)
-        return 64 * _EPS * (absb + rowmax * float(np.sum(mu))) * np.sqrt(max(k, 1)) + 1e-300
-
-    while True:
-        if iterations >= max_iter:
-            status = "max_iter"
-            break
-        free = candidates & ~in_p & ~skipped
-        if not free.any():
-            break
-        score = np.where(free, w - threshold(), -np.inf)
-        j = int(np.argmax(score))
-        if score[j] <= 0:
-            break
-        iterations += 1
-        # Grow the Cholesky factor of Q[P, P] by the row/column of j.
-        if k > 0:
-            col = Q[P, j]
-            ell = sla.solve_triangular(Lf[:k, :k], col, lower=True, check_finite=False)
-            d2 = Q[j, j] - float(ell @ ell)
-        else:
-            ell = np.zeros(0)
-            d2 = float(Q[j, j])
-        first = True
-        if not d2 > 1e-12 * max(absQ_diag[j], 1e-300):
-            if not exchange:
-                skipped[j] = True
-                continue
-            dP = -_solve(Lf[:k, :k], Q[P, j]) if k else np.zeros(0)
-            dec = dP < 0
-            if not dec.any():
-                status = "unbounded"
-                break
-            muP = mu[P]
-            ratios = muP[dec] / -dP[dec]
-            alpha = float(np.min(ratios))
-            muP = muP + alpha * dP
-            drop = muP <= 16 * _EPS * max(float(np.max(np.abs(muP))), 1e-300)
-            drop[np.flatnonzero(dec)[np.argmin(ratios)]] = True
-            muP[drop] = 0.0
-            mu[P] = muP
-            mu[j] = alpha
-            for idx in np.asarray(P)[drop]:
-                in_p[idx] = False
-            P = [int(i) for i, d in zip(P, drop) if not d] + [j]
-            in_p[j] = True
-            k = len(P)
-            skipped[:] = False
-            Lf[:k, :k] = _cholesky_jitter(Q[np.ix_(P, P)])
-            Lf[:k, k:] = 0.0
-            first = False  # the entering j is in: go to the face minimization
-        else:
-            Lf[k, :k] = ell
-            Lf[k, k] = np.sqrt(d2)
-            P.append(j)
-            in_p[j] = True
-            k += 1
-        while True:
-            z = _solve(Lf[:k, :k], b[P])
-            if np.all(z > 0):
-                mu[P] = z
-                break
-            if first and z[-1] <= 0:
-                # Rounding made the entering variable non-positive: undo the addition.
-                P.pop()
-                in_p[j] = False
-                k -= 1
-                skipped[j] = True
-                break
-            first = False
-            iterations += 1
-            muP = mu[P]
-            neg = z <= 0
-            ratios = muP[neg] / (muP[neg] - z[neg])
-            alpha = float(np.min(ratios))
-            muP = muP + alpha * (z - muP)
-            drop = muP <= 16 * _EPS * max(float(np.max(np.abs(muP))), 1e-300)
-            drop[np.flatnonzero(neg)[np.argmin(ratios)]] = True
-            muP[drop] = 0.0
-            mu[P] = muP
-            for idx in np.asarray(P)[drop]:
-                in_p[idx] = False
-            P = [int(i) for i, d in zip(P, drop) if not d]
-            k = len(P)
-            skipped[:] = False
-            if k == 0:
-                break
-            Lf[:k, :k] = _cholesky_jitter(Q[np.ix_(P, P)])
-            Lf[:k, k:] = 0.0
-            if iterations >= max_iter:
-                status = "max_iter"
-                break
-        if status == "max_iter":
-            break
-        w = b - Q @ mu  # one dense matvec: cheaper than gathering the columns of P
-    return mu, iterations, status
 
 
 def _refine_face(Q: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -251,26 +61,6 @@ def _refine_face(Q: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _warm_start(
-    Q: np.ndarray, b: np.ndarray, candidates: np.ndarray, x0: np.ndarray, Lf: np.ndarray
-) -> tuple[list[int], int]:
-    """Passive set and Cholesky factor (written into ``Lf``) of a warm start, or ``([], 0)``."""
-    P = np.flatnonzero(x0 > 0)
-    if P.size == 0 or P.size > Lf.shape[0] or not np.all(candidates[P]):
-        return [], 0
-    try:
-        L = sla.cholesky(Q[np.ix_(P, P)], lower=True, check_finite=False)
-    except np.linalg.LinAlgError:
-        return [], 0
-    if np.min(np.diag(L) ** 2) <= 1e-12 * np.max(np.abs(np.diag(Q)[P])):
-        return [], 0  # (numerically) dependent columns
-    z = _solve(L, b[P])
-    if not np.allclose(z, x0[P], rtol=1e-8, atol=0.0):
-        return [], 0  # not the face minimizer
-    Lf[: P.size, : P.size] = L
-    return [int(i) for i in P], int(P.size)
-
-
 # --------------------------------------------------------------------------------------------
 # Working sets + block principal pivoting (b = 1)
 # --------------------------------------------------------------------------------------------
@@ -280,7 +70,7 @@ def _warm_start(
 class QPOutcome:
     a: np.ndarray
     diverged: bool  # the dual objective grew without bound (primal infeasible)
-    n_iter: int
+    iterations: int
 
 
 def _cholesky(H: np.ndarray, rho: float) -> tuple[np.ndarray, float]:
@@ -582,7 +372,7 @@ def _chunking_loop(
             if diverged:
                 a[:] = 0.0
                 a[W] = aw
-                return QPOutcome(a=a, diverged=True, n_iter=it)
+                return QPOutcome(a=a, diverged=True, iterations=it)
         a[:] = 0.0
         a[W] = aw
         # ---- KKT on the full problem: add the most violated coordinates outside W ----
@@ -590,7 +380,7 @@ def _chunking_loop(
         g = Q @ a - 1.0
         viol = np.flatnonzero(~in_w & (g < -gtol))
         if viol.size == 0:
-            return QPOutcome(a=a, diverged=False, n_iter=it)
+            return QPOutcome(a=a, diverged=False, iterations=it)
         k = max(chunk, int(_GROW * S.size))
         new = viol[np.argsort(g[viol], kind="stable")[:k]]
         in_w[:] = False

@@ -1,5 +1,5 @@
 """Files of a training run: output paths checked up front, atomic writes, the resume fingerprint,
-and checkpoints (save, load, compare).
+and checkpoints (save, load, compare, and :class:`Checkpointer`: when a run writes one).
 
 A checkpoint is a ``torch.save`` file of tensors and Python primitives only (loadable with
 ``torch.load(path, weights_only=True)``). It carries the run's configuration and a SHA-256
@@ -19,12 +19,16 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from implicitbias._validation import fail
+from implicitbias.dynamics._problem import Committed
+
+if TYPE_CHECKING:  # history.py imports the atomic writes from here
+    from implicitbias.dynamics.history import History
 
 __all__: list[str] = []
 
@@ -327,3 +331,87 @@ def load_checkpoint(
     if not all_finite(theta, ck["f"]):
         raise fail(func, "checkpoint_path", expect, "a checkpoint with non-finite parameters")
     return ck
+
+
+class Checkpointer:
+    """When and what a run checkpoints.
+
+    A checkpoint holds the committed state (θ, time, counters, the flow's step-size controller
+    and F(θ)), the schedule position, the history up to that state and the wall time so far,
+    beside the run's configuration and fingerprint. It is written (atomically) every ``every``
+    units of gradient-flow time — at the first step boundary past each multiple — or, when
+    ``every`` is None, after every step that recorded an evaluation; and never with non-finite
+    parameters. A fresh run checkpoints its first state; a resumed one sets the clock with
+    :meth:`start_clock`.
+    """
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        config: dict[str, Any],
+        digest: str,
+        times: np.ndarray,
+        alpha: float,
+        every: float | None,
+        history: History,
+        wall: Callable[[], float],
+    ) -> None:
+        self.path = path
+        self.static: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT,
+            "config": config,
+            "fingerprint": digest,
+            "eval_times": [float(v) for v in times],
+            "alpha": alpha,
+        }
+        self.every = every
+        self.history = history
+        self.wall = wall
+        self.next_ckpt = 0.0
+
+    def save(self, s: Committed) -> bool:
+        """Checkpoint the committed state ``s`` (never a non-finite one); False if not written."""
+        if self.path is None:
+            return False
+        data = self.history.to_lists()
+        cols = self.history.columns
+        obj = dict(self.static)
+        obj.update(
+            {
+                "theta": s.theta.detach().clone(),
+                "t": s.t,
+                "n_steps": s.n_steps,
+                "n_rejected": s.n_rejected,
+                "grad_evals": s.grad_evals,
+                "eval_index": s.eval_index,
+                "h": s.h,
+                "error_prev": s.error_prev,
+                "f": None if s.f is None else s.f.detach().clone(),
+                "history_columns": cols,
+                "history": {c: data[c][: s.history_len] for c in cols},
+                "wall_time": self.wall(),
+            }
+        )
+        return save_checkpoint(self.path, obj)
+
+    def start_clock(self, s: Committed) -> None:
+        """Set the time of the next periodic checkpoint after the committed state ``s``."""
+        if self.every is not None:
+            self.next_ckpt = (math.floor(s.t / self.every) + 1) * self.every
+
+    def due(self, t: float) -> bool:
+        """Whether a periodic checkpoint is due at time ``t``."""
+        return self.every is not None and t >= self.next_ckpt
+
+    def maybe_save(self, s: Committed, evaluated: bool) -> None:
+        """Checkpoint ``s`` if one is due: after an evaluation (no ``every``), or at the
+        periodic time."""
+        if self.path is None:
+            return
+        if self.every is None:
+            if evaluated:
+                self.save(s)
+        elif s.t >= self.next_ckpt:
+            self.save(s)
+            self.start_clock(s)

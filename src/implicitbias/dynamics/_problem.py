@@ -1,12 +1,15 @@
-"""The pieces of a training run: the objective on a flat θ, a committed state, and deferred
-Ctrl-C."""
+"""The objective of a training run on a flat θ, a committed state, and the GD stash.
+
+:class:`Problem` is L_λ(θ) = mean ℓ(f(θ; x_i), y_i) + (λ/2)‖θ‖² with the model's outputs (for the
+flow: on a flat θ; for GD: in place on the parameters, like ``torch.optim.SGD``);
+:class:`Committed` is a state at a step boundary that a run can resume from; :class:`Stash`
+keeps θ_k and θ_{k−1} for GD's divergence check.
+"""
 
 from __future__ import annotations
 
 import math
-import signal
-import threading
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 
@@ -45,7 +48,9 @@ class Problem:
         self.loss = loss
         self.lam = lam
         self.n = X.shape[0]
-        self.params = [p for n_, p in h.model.named_parameters() if p.requires_grad]
+        self.params: list[torch.Tensor] = [
+            p for n_, p in h.model.named_parameters() if p.requires_grad
+        ]
         self.sizes = [p.numel() for p in self.params]
         self.grad_evals = 0
 
@@ -56,9 +61,14 @@ class Problem:
                 p.copy_(v.view_as(p))
 
     def outputs(self, theta: torch.Tensor) -> torch.Tensor:
+        """The model's outputs at θ (θ is loaded into the parameters)."""
         self.load(theta)
         with torch.no_grad():
             return self.h(self.X)
+
+    def losses(self, out: torch.Tensor) -> torch.Tensor:
+        """Per-example losses ℓ(f_i, y_i) at outputs ``out``."""
+        return self.loss.values(out, self.y)
 
     def gradient(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(∇L_λ(θ), outputs at θ) — one forward and one backward pass."""
@@ -163,36 +173,3 @@ class Stash:
     def theta(self, k: int) -> torch.Tensor:
         """θ_k as stashed by :meth:`check` at step ``k`` (a copy)."""
         return self.bufs[k & 1][: self.p].clone()
-
-
-class DeferredInterrupt:
-    """Turn SIGINT (Ctrl-C) into a flag checked at step boundaries, so that an interrupted run
-    always stops in a consistent state; a second Ctrl-C interrupts at once. Only in the main
-    thread (elsewhere Python does not deliver signals)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-        self._installed = False
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> DeferredInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            try:
-                self._previous = signal.signal(signal.SIGINT, self._handler)
-                self._installed = True
-            except ValueError:  # pragma: no cover - e.g. embedded interpreters
-                self._installed = False
-        return self
-
-    def check(self) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-
-    def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)

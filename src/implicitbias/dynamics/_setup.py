@@ -1,12 +1,13 @@
-"""Set-up of a training run: the model and inputs, the labels, the schedule, the start point."""
+"""Set-up of a training run: the model and inputs, the labels, the schedule, the configuration
+and its fingerprint (:func:`set_up`), and the start point, fresh or resumed
+(:func:`starting_point`)."""
 
 from __future__ import annotations
 
 import math
-import os
-import sys
-from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -18,25 +19,129 @@ from implicitbias._validation import (
     as_class_labels,
     as_float_array,
     as_pm1_labels,
-    check_choice,
-    check_int,
-    check_nonnegative,
-    check_positive,
     fail,
     fail_type,
 )
-from implicitbias.dynamics._checkpoint import all_finite, data_digest, model_digest
-from implicitbias.dynamics._problem import Committed
-from implicitbias.dynamics.flow import INTEGRATORS
+from implicitbias.dynamics._checkpoint import (
+    all_finite,
+    data_digest,
+    fingerprint,
+    load_checkpoint,
+    model_digest,
+)
+from implicitbias.dynamics._options import Options
+from implicitbias.dynamics._problem import Committed, Problem
 from implicitbias.dynamics.history import History
-from implicitbias.dynamics.losses import LOSSES, Loss
+from implicitbias.dynamics.losses import Loss, loss_function
 from implicitbias.dynamics.schedule import log_schedule
 from implicitbias.models.homogeneous import Homogeneous, homogeneity_degree
 
 __all__: list[str] = []
 
 _FUNC = "train"
-METHODS = ("gd", "flow")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A run as its options determine it, before anything is written.
+
+    Attributes
+    ----------
+    opts : Options
+        The validated options.
+    problem : Problem
+        The objective on the model (a :class:`Homogeneous`), the checked inputs and labels.
+    theta0 : torch.Tensor
+        The model's parameters at the call (a fresh run starts there).
+    times : numpy.ndarray
+        The evaluation times (GD: multiples of η).
+    eval_steps : numpy.ndarray or None
+        GD: the steps of ``times``; None for the flow.
+    total_steps : int
+        GD: the number of steps; 0 for the flow.
+    t_end : float
+        The horizon (GD: rounded to whole steps).
+    config : dict
+        The configuration a checkpoint must match (and the sidecar records).
+    digest : str
+        The SHA-256 fingerprint of ``config`` and ``times``.
+    """
+
+    opts: Options
+    problem: Problem
+    theta0: torch.Tensor
+    times: np.ndarray
+    eval_steps: np.ndarray | None
+    total_steps: int
+    t_end: float
+    config: dict[str, Any]
+    digest: str
+
+
+def set_up(model: nn.Module, X: Any, y: Any, opts: Options, eval_times: Any) -> Setup:
+    """The model as a :class:`Homogeneous` of known degree, the checked inputs, labels and
+    starting point, the schedule, the configuration and its fingerprint."""
+    ell = loss_function(opts.loss)
+    h, X, out_shape = homogeneous_and_inputs(model, X, opts.degree)
+    n = X.shape[0]
+    theta0 = h.theta()
+    y_t = check_labels(ell, y, n, out_shape, theta0.dtype, theta0.device)
+    check_start(h, X, y_t, ell, theta0)
+    times, eval_steps, total_steps, t_end = schedule(
+        opts.method, opts.lr, opts.t_end, eval_times, opts.num_evals
+    )
+    config = run_config(
+        method=opts.method,
+        loss=opts.loss,
+        lam=opts.lam,
+        lr=opts.lr,
+        t_end=t_end,
+        rtol=opts.rtol,
+        atol=opts.atol,
+        max_step=opts.max_step,
+        integrator=opts.integrator,
+        h=h,
+        X=X,
+        y=y_t,
+        alpha=opts.alpha,
+        num_times=len(times),
+    )
+    return Setup(
+        opts=opts,
+        problem=Problem(h, X, y_t, ell, opts.lam),
+        theta0=theta0,
+        times=times,
+        eval_steps=eval_steps,
+        total_steps=total_steps,
+        t_end=t_end,
+        config=config,
+        digest=fingerprint(config, times),
+    )
+
+
+class Start(NamedTuple):
+    """Where a run starts: its state, the history so far, α, the wall time already spent, and
+    the time of the checkpoint it resumed from (None for a fresh start)."""
+
+    state: Committed
+    history: History
+    alpha: float
+    wall_time: float
+    resumed_from: float | None
+
+
+def starting_point(spec: Setup, checkpoint: Path | None) -> Start:
+    """Resume from ``checkpoint`` (checked to belong to this run) when it is given and exists,
+    else start afresh at θ(0); α defaults to ‖θ(0)‖."""
+    prob, theta0 = spec.problem, spec.theta0
+    if checkpoint is not None and checkpoint.exists():
+        ck = load_checkpoint(_FUNC, checkpoint, spec.config, spec.times, spec.digest)
+        state, history, alpha, wall_before = resumed_state(ck, theta0.dtype, theta0.device)
+        prob.grad_evals = state.grad_evals
+        return Start(state, history, alpha, wall_before, state.t)
+    state = Committed(theta0.clone(), 0.0, 0, 0, 0, 0, 0, spec.opts.lr, 1.0, None, None)
+    alpha = float(theta0.norm()) if spec.opts.alpha is None else spec.opts.alpha
+    return Start(state, History(), alpha, 0.0, None)
 
 
 def homogeneous_and_inputs(
@@ -106,7 +211,15 @@ def _probe_outputs(h: Homogeneous, X: torch.Tensor) -> tuple[int, ...]:
     return tuple(out.shape)
 
 
-def check_labels(loss: Loss, y: Any, n: int, out_shape: tuple[int, ...], dtype, device):
+def check_labels(
+    loss: Loss,
+    y: Any,
+    n: int,
+    out_shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> torch.Tensor:
+    """The labels as a tensor the loss takes, checked against the loss and the outputs."""
     if loss.task == "binary":
         if len(out_shape) != 1:
             raise fail(
@@ -216,75 +329,6 @@ def check_start(
         )
 
 
-def check_options(
-    *,
-    model: Any,
-    degree: Any,
-    history_path: Any,
-    checkpoint_path: Any,
-    loss: Any,
-    method: Any,
-    integrator: Any,
-    weight_decay: Any,
-    lr: Any,
-    steps: Any,
-    t_max: Any,
-    num_evals: Any,
-    rtol: Any,
-    atol: Any,
-    max_step: Any,
-    checkpoint_every: Any,
-    metrics: Any,
-    resume: Any,
-    alpha: Any,
-) -> tuple[Any, float, float, float, int, float, float, Any, Any, Any]:
-    """Validate the scalar options of ``train``; (degree, λ, η, t_max, num_evals, rtol, atol,
-    max_step, checkpoint_every, alpha), converted."""
-    if not isinstance(model, nn.Module):
-        raise fail_type(_FUNC, "model", "a torch.nn.Module", model)
-    if degree is not None:
-        if isinstance(degree, bool) or not isinstance(
-            degree, (int, float, np.integer, np.floating)
-        ):
-            raise fail_type(_FUNC, "degree", "a positive number", degree)
-        if not (float(degree) > 0 and math.isfinite(float(degree))):
-            raise fail(_FUNC, "degree", "a positive finite number", repr(degree))
-        degree = int(degree) if isinstance(degree, (int, np.integer)) else float(degree)
-    for name, path in (("history_path", history_path), ("checkpoint_path", checkpoint_path)):
-        if path is not None and not isinstance(path, (str, os.PathLike)):
-            raise fail_type(_FUNC, name, "a file path (str or os.PathLike)", path)
-    check_choice(loss, _FUNC, "loss", LOSSES)
-    check_choice(method, _FUNC, "method", METHODS)
-    check_choice(integrator, _FUNC, "integrator", INTEGRATORS)
-    lam = check_nonnegative(weight_decay, _FUNC, "weight_decay")
-    lr = check_positive(lr, _FUNC, "lr")
-    if (steps is None) == (t_max is None):
-        got = "both" if steps is not None else "neither"
-        raise fail(_FUNC, "steps", "given, or 't_max' given, but not both", got)
-    if steps is not None:
-        t_end = lr * check_positive(steps, _FUNC, "steps")
-    else:
-        t_end = check_positive(t_max, _FUNC, "t_max")
-    if not math.isfinite(t_end):
-        raise fail(_FUNC, "steps", "a horizon lr·steps that is a finite number", f"{t_end!r}")
-    num_evals = check_int(num_evals, _FUNC, "num_evals", minimum=2)
-    rtol = check_positive(rtol, _FUNC, "rtol")
-    atol = check_positive(atol, _FUNC, "atol")
-    if max_step is not None:
-        max_step = check_positive(max_step, _FUNC, "max_step")
-    if checkpoint_every is not None:
-        checkpoint_every = check_positive(checkpoint_every, _FUNC, "checkpoint_every")
-    if metrics is not None and not callable(metrics):
-        raise fail_type(_FUNC, "metrics", "a callable metrics(model, t) -> dict", metrics)
-    if not isinstance(resume, bool):
-        raise fail_type(_FUNC, "resume", "a bool", resume)
-    if resume and checkpoint_path is None:
-        raise fail(_FUNC, "checkpoint_path", "given when resume=True", "None")
-    if alpha is not None:
-        alpha = check_positive(alpha, _FUNC, "alpha")
-    return degree, lam, lr, t_end, num_evals, rtol, atol, max_step, checkpoint_every, alpha
-
-
 def resumed_state(
     ck: dict[str, Any], dtype: torch.dtype, device: torch.device
 ) -> tuple[Committed, History, float, float]:
@@ -348,21 +392,3 @@ def run_config(
         "architecture": model_digest(h.model),
         "data_fingerprint": data_digest(X, y),
     }
-
-
-def progress_bar(
-    progress: bool | None, t_end: float, method: str
-) -> tuple[Any, Callable[[float], None]]:
-    """A tqdm bar (None when off) and its update function."""
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    bar = None
-    if show:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=float(t_end), unit="t", desc=f"train ({method})", leave=False)
-
-    def tick(t: float) -> None:
-        if bar is not None:
-            bar.update(t - bar.n)
-
-    return bar, tick

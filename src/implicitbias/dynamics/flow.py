@@ -23,13 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 
 __all__ = ["INTEGRATORS"]
 
-INTEGRATORS = ("bs32", "dopri5")
+#: The Runge–Kutta pairs (``train(integrator=...)``).
+IntegratorName = Literal["bs32", "dopri5"]
+INTEGRATORS: tuple[IntegratorName, ...] = get_args(IntegratorName)
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ _DOPRI5 = _Tableau(
     ),
 )
 
-TABLEAUX = {"bs32": _BS32, "dopri5": _DOPRI5}
+TABLEAUX: dict[str, _Tableau] = {"bs32": _BS32, "dopri5": _DOPRI5}
 
 #: A right-hand side: θ ↦ (F(θ) = −∇L_λ(θ), model outputs at θ).
 RHS = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,9 @@ from implicitbias._validation import check_choice
 
 __all__ = ["Loss", "loss_function", "LOSSES"]
 
-LOSSES = ("logistic", "exponential", "squared", "cross_entropy")
+#: The loss names (``train(loss=...)``, :func:`loss_function`).
+LossName = Literal["logistic", "exponential", "squared", "cross_entropy"]
+LOSSES: tuple[LossName, ...] = get_args(LossName)
 
 _TASK = {
     "logistic": "binary",
@@ -64,7 +67,7 @@ class Loss:
         (integer classes).
     """
 
-    name: str
+    name: LossName
     task: str
 
     @property
@@ -164,7 +167,7 @@ class Loss:
         return float((sq if sq.ndim == 1 else sq.sum(dim=1)).mean())
 
 
-def loss_function(name: str) -> Loss:
+def loss_function(name: LossName) -> Loss:
     r"""The loss ``name`` as a :class:`Loss`: values, derivative in the output, margins.
 
     Parameters

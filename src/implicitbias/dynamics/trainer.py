@@ -1,48 +1,53 @@
-r"""Full-batch training of a homogeneous model: fixed-step GD or adaptive gradient flow."""
+r"""Full-batch training of a homogeneous model: fixed-step GD or adaptive gradient flow.
+
+:func:`train` is a short composition of parts, one private module each:
+
+=====================  =========================================================================
+module                 part
+=====================  =========================================================================
+``_options``           the options, checked and converted (output paths refused up front)
+``_setup``             the problem (model and degree, inputs, labels, schedule, configuration and
+                       its fingerprint) and the start point, fresh or resumed from a checkpoint
+``_checkpoint``        output paths, atomic writes, the fingerprint, checkpoint save / load, and
+                       when a run checkpoints (``Checkpointer``)
+``_recorder``          history rows with the user's metrics, the CSV and its JSON sidecar, the
+                       wall clock, the progress bar
+``_interrupt``         Ctrl-C deferred to step boundaries
+``_run``               what the loops share, the dispatch to the method's loop, clean-up on error
+``_gd_loop``           ``method="gd"``
+``_flow_loop``         ``method="flow"``, on the Runge–Kutta steps of :mod:`.flow`
+``_problem``           the objective on a flat θ, the committed (resumable) state, the GD stash
+=====================  =========================================================================
+
+A new method is a loop module with ``run_<method>(run, start, ...) -> (status, last committed
+state)``, its name in :data:`Method` and a branch in ``Run.execute``.
+"""
 
 from __future__ import annotations
 
-import math
 import os
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import get_args
 
+import numpy as np
 import torch
 from torch import nn
 
-from implicitbias.dynamics._checkpoint import (
-    CHECKPOINT_FORMAT,
-    check_output_paths,
-    fingerprint,
-    load_checkpoint,
-    prepare_folders,
-    write_sidecar,
-)
-from implicitbias.dynamics._loops import Run, run_flow, run_gd
-from implicitbias.dynamics._problem import Committed, DeferredInterrupt, Problem
-from implicitbias.dynamics._setup import (
-    METHODS,
-    check_labels,
-    check_options,
-    check_start,
-    homogeneous_and_inputs,
-    progress_bar,
-    resumed_state,
-    run_config,
-    schedule,
-)
-from implicitbias.dynamics.flow import TABLEAUX
-from implicitbias.dynamics.history import History, _CSVWriter
-from implicitbias.dynamics.losses import loss_function
+from implicitbias._status import renamed
+from implicitbias.dynamics._options import METHODS, Method, check_options
+from implicitbias.dynamics._run import Run, TrainStatus
+from implicitbias.dynamics._setup import set_up, starting_point
+from implicitbias.dynamics.flow import IntegratorName
+from implicitbias.dynamics.history import History
+from implicitbias.dynamics.losses import LossName
 from implicitbias.models.homogeneous import Homogeneous
 
 __all__ = ["train", "TrainResult", "METHODS", "STATUSES"]
 
-#: Values of :attr:`TrainResult.status`.
-STATUSES = ("completed", "interrupted", "diverged", "step_size_too_small")
+#: Values of :attr:`TrainResult.status` (:data:`TrainStatus`).
+STATUSES: tuple[TrainStatus, ...] = get_args(TrainStatus)
 _FUNC = "train"
 
 Metrics = Callable[[Homogeneous, float], Mapping[str, float]]
@@ -69,18 +74,41 @@ class TrainResult:
         Seconds spent training (over all resumed segments).
     interrupted : bool
         True when the run was stopped by ``KeyboardInterrupt``.
-    status : str
+    status : {"completed", "interrupted", "diverged", "step_size_too_small"}
         ``"completed"``, ``"interrupted"``, ``"diverged"`` (θ or the loss became non-finite) or
         ``"step_size_too_small"`` (flow: the step size underflowed).
-    method : str
-        ``"gd"`` or ``"flow"``.
-    n_steps : int
+    method : {"gd", "flow"}
+        The method that ran.
+    iterations : int
         Accepted steps (GD: the number of GD steps).
     n_rejected : int
         Rejected steps (flow; 0 for GD).
     resumed_from : float or None
         Gradient-flow time of the checkpoint the run resumed from (``resume=True`` and the
         checkpoint existed); None for a fresh start.
+    loss : {"logistic", "exponential", "squared", "cross_entropy"}
+        The loss ℓ trained on.
+    weight_decay : float
+        λ.
+    lr : float
+        η: the GD step; for the flow the first trial step and the unit of ``steps_equivalent``.
+    degree : float
+        The homogeneity degree L the run used (for ``normalized_margin`` = q_min/‖θ‖^L): the
+        ``degree`` argument, the model's own, or the measured one.
+    n_steps : int
+        Deprecated alias of ``iterations`` (since 0.2, removed in 0.3).
+
+    Examples
+    --------
+    What a run was trained with travels with it, e.g. to compare runs or to continue one:
+
+    >>> import torch, implicitbias as ib
+    >>> X = torch.tensor([[1.0, 2.0], [-1.0, 0.5]], dtype=torch.float64)
+    >>> res = ib.train(ib.DiagonalNet(2, alpha=1.0, dtype=torch.float64), X,
+    ...                torch.tensor([1.0, -1.0], dtype=torch.float64),
+    ...                weight_decay=0.01, lr=0.1, steps=20, num_evals=2)
+    >>> res.method, res.loss, res.weight_decay, res.lr, res.degree, res.iterations
+    ('gd', 'logistic', 0.01, 0.1, 2.0, 20)
     """
 
     model: Homogeneous
@@ -90,11 +118,17 @@ class TrainResult:
     grad_evals: int
     wall_time: float
     interrupted: bool
-    status: str
-    method: str = "gd"
-    n_steps: int = 0
+    status: TrainStatus
+    method: Method = "gd"
+    iterations: int = 0
     n_rejected: int = 0
     resumed_from: float | None = None
+    loss: LossName = field(kw_only=True)
+    weight_decay: float = field(kw_only=True)
+    lr: float = field(kw_only=True)
+    degree: float = field(kw_only=True)
+
+    n_steps = renamed("iterations")
 
 
 def train(
@@ -102,19 +136,19 @@ def train(
     X: torch.Tensor,
     y: torch.Tensor,
     *,
-    loss: str = "logistic",
+    loss: LossName = "logistic",
     weight_decay: float,
-    method: str = "gd",
+    method: Method = "gd",
     lr: float,
     steps: float | None = None,
     t_max: float | None = None,
-    eval_times: Sequence[float] | None = None,
+    eval_times: Sequence[float] | np.ndarray | None = None,
     num_evals: int = 200,
     metrics: Metrics | None = None,
     rtol: float = 1e-3,
     atol: float = 1e-6,
     max_step: float | None = None,
-    integrator: str = "bs32",
+    integrator: IntegratorName = "bs32",
     history_path: str | os.PathLike[str] | None = None,
     checkpoint_path: str | os.PathLike[str] | None = None,
     checkpoint_every: float | None = None,
@@ -179,7 +213,7 @@ def train(
     steps, t_max : float
         The horizon, as GD steps (``t_max = lr·steps``) or gradient-flow time: exactly one.
         GD runs ``round(t_max/lr)`` steps.
-    eval_times : sequence of float, optional
+    eval_times : sequence or array of float, optional
         Gradient-flow times at which to record a history row, strictly increasing, in
         [0, t_max] (GD rounds each to the nearest step, and times that round to one step give
         one row). Default: ``log_schedule(K·η, num_evals, step=lr)`` with
@@ -237,6 +271,8 @@ def train(
     Returns
     -------
     TrainResult
+        The trained model, its history and counters, and what it was trained with (``loss``,
+        ``weight_decay``, ``lr``, ``method``, ``degree``).
         On ``KeyboardInterrupt`` the result recorded so far, with ``interrupted=True``. A Ctrl-C
         (SIGINT, main thread) is deferred to the end of the current step or evaluation, so the
         run stops in a consistent state (and checkpoints it); a second Ctrl-C stops at once.
@@ -306,176 +342,72 @@ def train(
     E. Hairer, S. P. Nørsett, G. Wanner, *Solving Ordinary Differential Equations I*, Springer
     1993, §II.4–II.6 (embedded pairs, step-size control, dense output).
     """
-    # ------------------------------------------------------------------ validation
-    degree, lam, lr, t_end, num_evals, rtol, atol, max_step, checkpoint_every, alpha = (
-        check_options(
-            model=model,
-            degree=degree,
-            history_path=history_path,
-            checkpoint_path=checkpoint_path,
-            loss=loss,
-            method=method,
-            integrator=integrator,
-            weight_decay=weight_decay,
-            lr=lr,
-            steps=steps,
-            t_max=t_max,
-            num_evals=num_evals,
-            rtol=rtol,
-            atol=atol,
-            max_step=max_step,
-            checkpoint_every=checkpoint_every,
-            metrics=metrics,
-            resume=resume,
-            alpha=alpha,
-        )
-    )
-    ckpt_file = None if checkpoint_path is None else Path(checkpoint_path)
-    hist_file = None if history_path is None else Path(history_path)
-    check_output_paths(_FUNC, hist_file, ckpt_file)
-
-    ell = loss_function(loss)
-    h, X, out_shape = homogeneous_and_inputs(model, X, degree)
-    n = X.shape[0]
-    theta0 = h.theta()
-    dtype, device = theta0.dtype, theta0.device
-    y_t = check_labels(ell, y, n, out_shape, dtype, device)
-    check_start(h, X, y_t, ell, theta0)
-    times, eval_steps, total_steps, t_end = schedule(method, lr, t_end, eval_times, num_evals)
-
-    config = run_config(
-        method=method,
+    opts = check_options(
+        model=model,
+        degree=degree,
+        history_path=history_path,
+        checkpoint_path=checkpoint_path,
         loss=loss,
-        lam=lam,
+        method=method,
+        integrator=integrator,
+        weight_decay=weight_decay,
         lr=lr,
-        t_end=t_end,
+        steps=steps,
+        t_max=t_max,
+        num_evals=num_evals,
         rtol=rtol,
         atol=atol,
         max_step=max_step,
-        integrator=integrator,
-        h=h,
-        X=X,
-        y=y_t,
-        alpha=alpha,
-        num_times=len(times),
-    )
-    digest = fingerprint(config, times)
-
-    # ------------------------------------------------------------------ state
-    prob = Problem(h, X, y_t, ell, lam)
-    history = History()
-    start = Committed(theta0.clone(), 0.0, 0, 0, 0, 0, 0, lr, 1.0, None, None)
-    wall_before = 0.0
-    resumed_from = None
-    if resume and ckpt_file is not None and ckpt_file.exists():
-        ck = load_checkpoint(_FUNC, ckpt_file, config, times, digest)
-        start, history, alpha, wall_before = resumed_state(ck, dtype, device)
-        prob.grad_evals = start.grad_evals
-        resumed_from = start.t
-    if alpha is None:
-        alpha = float(theta0.norm())
-    log_alpha = math.log(alpha) if alpha > 0 else float("nan")
-    rescale = lam / log_alpha if log_alpha > 0 else float("nan")
-
-    # ------------------------------------------------------------------ files
-    prepare_folders(_FUNC, ("history_path", hist_file), ("checkpoint_path", ckpt_file))
-    t_start = time.perf_counter()
-
-    def wall() -> float:
-        return wall_before + (time.perf_counter() - t_start)
-
-    writer = _CSVWriter(hist_file, history) if hist_file is not None else None
-    write_sidecar(hist_file, config, alpha, "running")
-
-    bar, tick = progress_bar(progress, t_end, method)
-
-    interrupt = DeferredInterrupt()
-    run = Run(
-        prob=prob,
-        ell=ell,
-        y=y_t,
-        lr=lr,
-        lam=lam,
-        rescale=rescale,
-        metrics=metrics,
-        history=history,
-        writer=writer,
-        ckpt_file=ckpt_file,
-        ckpt_static={
-            "format": CHECKPOINT_FORMAT,
-            "config": config,
-            "fingerprint": digest,
-            "eval_times": [float(v) for v in times],
-            "alpha": alpha,
-        },
         checkpoint_every=checkpoint_every,
-        wall=wall,
-        tick=tick,
-        interrupt=interrupt,
+        metrics=metrics,
+        resume=resume,
+        alpha=alpha,
     )
-    if resumed_from is not None:  # a fresh run checkpoints its first state too
-        run.start_clock(start)
+    spec = set_up(model, X, y, opts, eval_times)
+    start = starting_point(spec, opts.checkpoint_file if resume else None)
+    prob = spec.problem
 
-    # ------------------------------------------------------------------ loops
-    status = "failed"
-    committed = start
-    try:
-        with interrupt:
-            if method == "gd":
-                assert eval_steps is not None
-                status, committed = run_gd(run, start, total_steps, eval_steps)
-            else:
-                tab = TABLEAUX[integrator]
-                status, committed = run_flow(run, start, times, t_end, tab, rtol, atol, max_step)
-    finally:
-        if bar is not None:
-            bar.close()
-        if writer is not None:
-            writer.close()
-        if status == "failed":  # an exception from the user's metrics (or the model) escapes
-            if run.committed is not None:  # leave the model, and the checkpoint, consistent
-                prob.load(run.committed.theta)
-                run.save(run.committed)
-            write_sidecar(hist_file, config, alpha, "failed")
-
+    run = Run.open(spec, start, metrics=metrics, progress=progress)
+    status, last = run.execute(start.state, spec)
     if status == "diverged":
         warnings.warn(
-            f"train: the {method} run diverged (non-finite parameters, outputs or loss) after "
-            f"t = {committed.t:g}; the model is left at that last finite state. Lower 'lr' "
+            f"train: the {opts.method} run diverged (non-finite parameters, outputs or loss) "
+            f"after t = {last.t:g}; the model is left at that last finite state. Lower 'lr' "
             f"(GD) or tighten 'rtol' (flow).",
             RuntimeWarning,
             stacklevel=2,
         )
     else:
-        run.save(committed)  # a diverged run leaves the last good checkpoint as it is
-    prob.load(committed.theta)
-    elapsed = wall()
-    t_final = committed.t
+        run.checkpoints.save(last)  # a diverged run leaves the last good checkpoint as it is
+    prob.load(last.theta)
+
+    wall_time = run.recorder.wall()
     result = TrainResult(
-        model=h,
-        history=history,
-        t_final=t_final,
-        steps_equivalent=t_final / lr,
+        model=prob.h,
+        history=start.history,
+        t_final=last.t,
+        steps_equivalent=last.t / opts.lr,
         grad_evals=prob.grad_evals,
-        wall_time=elapsed,
+        wall_time=wall_time,
         interrupted=status == "interrupted",
         status=status,
-        method=method,
-        n_steps=committed.n_steps,
-        n_rejected=committed.n_rejected,
-        resumed_from=resumed_from,
+        method=opts.method,
+        iterations=last.n_steps,
+        n_rejected=last.n_rejected,
+        resumed_from=start.resumed_from,
+        loss=opts.loss,
+        weight_decay=opts.lam,
+        lr=opts.lr,
+        degree=float(prob.h.degree),
     )
-    write_sidecar(
-        hist_file,
-        config,
-        alpha,
+    run.recorder.sidecar(
         status,
-        t_final=t_final,
-        steps_equivalent=t_final / lr,
+        t_final=last.t,
+        steps_equivalent=last.t / opts.lr,
         grad_evals=prob.grad_evals,
-        wall_time=elapsed,
-        n_steps=committed.n_steps,
-        n_rejected=committed.n_rejected,
-        resumed_from=resumed_from,
+        wall_time=wall_time,
+        n_steps=last.n_steps,
+        n_rejected=last.n_rejected,
+        resumed_from=start.resumed_from,
     )
     return result

@@ -18,7 +18,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from implicitbias._validation import (
     check_choice,
@@ -28,6 +28,7 @@ from implicitbias._validation import (
     fail,
     fail_type,
 )
+from implicitbias.experiments._reference_data import DATA_SOURCES, reference_count
 from implicitbias.experiments.registry import ALL_SCALES, EXPERIMENTS, SCALES, get_experiment
 
 __all__ = [
@@ -67,6 +68,11 @@ class ExperimentConfig:
         Flow tolerances.
     dtype : {"float64", "float32"}
         Training precision.
+    data_source : {"library", "reference"}
+        ``"library"`` (default): the library's seeded data generator. ``"reference"``: the
+        exact samples the paper's published code draws on the CPU for the run's seed (its torch
+        random-call sequence; see :mod:`implicitbias.experiments.data`). Either way the data
+        depend only on the seed.
     """
 
     alpha: float = 128.0
@@ -79,6 +85,7 @@ class ExperimentConfig:
     rtol: float = 1e-5
     atol: float = 1e-9
     dtype: str = "float64"
+    data_source: Literal["library", "reference"] = "library"
 
     @property
     def t_star(self) -> float:
@@ -278,6 +285,7 @@ _CHOICES = {
     "method": ("gd", "flow"),
     "dtype": ("float64", "float32"),
     "task": ("sparse", "large_margin"),
+    "data_source": DATA_SOURCES,
 }
 
 
@@ -317,15 +325,21 @@ def _check_fields(cfg: Any, func: str) -> None:
         check_nonnegative(cfg.gamma, func, "gamma")
     if "k" in fields and cfg.k > cfg.d:
         raise fail(func, "k", f"at most d = {cfg.d}", repr(cfg.k))
+    ref = cfg.data_source == "reference"
     if "fraction" in fields:
-        _check_split(func, "fraction", cfg.fraction, cfg.d * cfg.d, "observed entries")
+        _check_split(func, "fraction", cfg.fraction, cfg.d * cfg.d, "observed entries", ref)
     if "train_fraction" in fields:
-        _check_split(func, "train_fraction", cfg.train_fraction, cfg.p * cfg.p, "training pairs")
+        _check_split(
+            func, "train_fraction", cfg.train_fraction, cfg.p * cfg.p, "training pairs", ref
+        )
     if not math.isfinite(cfg.t_max):
         raise fail(func, "horizon", "small enough that horizon * t* is finite", repr(cfg.horizon))
 
 
-def _check_split(func: str, key: str, fraction: float, total: int, what: str) -> None:
-    n_train = int(round(fraction * total))
+def _check_split(
+    func: str, key: str, fraction: float, total: int, what: str, reference: bool
+) -> None:
+    # the paper's code truncates the count; the library rounds it
+    n_train = reference_count(fraction, total) if reference else int(round(fraction * total))
     if not 1 <= n_train < total:
         raise fail(func, key, f"giving between 1 and {total - 1} {what}", repr(fraction))

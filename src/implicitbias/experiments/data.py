@@ -4,7 +4,8 @@ Every generator takes an explicit integer ``seed`` and draws from its own
 :class:`numpy.random.Generator` built from ``SeedSequence([seed, stream, block])``; global random
 state (numpy's or torch's) is never read or written. Separate *streams* feed the target, the
 training set and the test set, so that asking for more test points never changes the training
-set.
+set. With ``data_source="reference"`` the generators draw instead the exact samples of the
+paper's published code for the seed (its torch CPU random calls; global state untouched).
 
 Large test sets (the sparse-linear experiment at paper scale has 10⁴ test points in
 d = 10⁵ dimensions, 4 GB in float32) are never held in memory: they are defined as a sequence of
@@ -25,8 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from implicitbias._validation import check_int, check_nonnegative, check_positive, fail
+from implicitbias.experiments import _reference_data as _ref
+from implicitbias.experiments._reference_data import REFERENCE_SEEDS, DataSource, ReferenceSample
 
 __all__ = [
+    "DataSource",
+    "REFERENCE_SEEDS",
     "LinearTask",
     "CompletionData",
     "ModularAdditionData",
@@ -47,10 +52,6 @@ _STREAM_TARGET, _STREAM_TRAIN, _STREAM_TEST, _STREAM_SPLIT = 0, 1, 2, 3
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), *keys]))
-
-
-def _check_seed(seed: object, func: str) -> int:
-    return check_int(seed, func, "seed", minimum=0)
 
 
 def _random_signs(rng: np.random.Generator, rows: int, d: int) -> np.ndarray:
@@ -83,6 +84,8 @@ class LinearTask:
         γ of the large-margin task (0 for the sparse task).
     support : ndarray of int
         Indices of the nonzero coordinates of ``w_star`` (sparse task; all of them otherwise).
+    reference : ReferenceSample or None
+        The sets of a ``data_source="reference"`` task (None: the library's streams).
     """
 
     kind: str
@@ -91,6 +94,12 @@ class LinearTask:
     seed: int
     gamma: float
     support: np.ndarray
+    reference: ReferenceSample | None = None
+
+    @property
+    def data_source(self) -> DataSource:
+        """``"reference"`` (the paper's code's samples) or ``"library"``."""
+        return "library" if self.reference is None else "reference"
 
     def block(self, stream: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Block ``index`` of a stream: ``(X, y)`` with ``BLOCK_ROWS`` rows, float32."""
@@ -113,7 +122,8 @@ class LinearTask:
         Parameters
         ----------
         n : int
-            Number of examples.
+            Number of examples (for a ``data_source="reference"`` task: at most the size the
+            set was drawn with; the first ``n`` rows of that set).
         stream : {"train", "test"}
             Which stream; the two are independent.
 
@@ -123,6 +133,8 @@ class LinearTask:
         y : ndarray of shape (n,), float32 in {-1, +1}
         """
         n = check_int(n, "LinearTask.sample", "n", minimum=1)
+        if self.reference is not None:
+            return _ref.reference_rows(self, n, test=_stream_id(stream) == _STREAM_TEST)
         parts = list(_iter_rows(self, _stream_id(stream), n, chunk_rows=n))
         return parts[0]
 
@@ -139,25 +151,8 @@ def _iter_rows(
     task: LinearTask, stream: int, n: int, *, chunk_rows: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Rows 0..n-1 of a stream in chunks of ``chunk_rows`` (the last may be shorter)."""
-    buf_X: list[np.ndarray] = []
-    buf_y: list[np.ndarray] = []
-    have = 0
-    done = 0
-    block = 0
-    while done < n:
-        want = min(chunk_rows, n - done)
-        while have < want:
-            X, y = task.block(stream, block)
-            block += 1
-            buf_X.append(X)
-            buf_y.append(y)
-            have += X.shape[0]
-        X_all = np.concatenate(buf_X) if len(buf_X) > 1 else buf_X[0]
-        y_all = np.concatenate(buf_y) if len(buf_y) > 1 else buf_y[0]
-        yield X_all[:want], y_all[:want]
-        buf_X, buf_y = [X_all[want:]], [y_all[want:]]
-        have -= want
-        done += want
+    blocks = (task.block(stream, i) for i in range(-(-n // BLOCK_ROWS)))
+    return _ref.rechunk(blocks, chunk_rows, limit=n)
 
 
 def iter_test_chunks(
@@ -185,15 +180,31 @@ def iter_test_chunks(
     func = "iter_test_chunks"
     n_test = check_int(n_test, func, "n_test", minimum=1)
     chunk_rows = check_int(chunk_rows, func, "chunk_rows", minimum=1)
-    yield from _iter_rows(task, _STREAM_TEST, n_test, chunk_rows=chunk_rows)
+    if task.reference is None:
+        yield from _iter_rows(task, _STREAM_TEST, n_test, chunk_rows=chunk_rows)
+    else:
+        yield from _ref.reference_test_iter(task, n_test, chunk_rows)
 
 
-def sparse_linear_task(d: int, *, k: int = 3, seed: int = 0) -> LinearTask:
+def sparse_linear_task(
+    d: int,
+    *,
+    k: int = 3,
+    seed: int = 0,
+    data_source: DataSource = "library",
+    n: int | None = None,
+    n_test: int | None = None,
+) -> LinearTask:
     r"""Sparse linear classification: x ~ U({±1}^d), y = sign⟨w*, x⟩, ‖w*‖₀ = k.
 
     The support of w* is ``k`` coordinates drawn uniformly without replacement, with independent
     uniform ±1 signs. With ``k`` odd (the paper's k = 3) ⟨w*, x⟩ is never 0; for even ``k`` a
     tie is labeled +1.
+
+    With ``data_source="reference"`` the task holds the paper's code's CPU samples for ``seed``
+    (the figure's: ``REFERENCE_SEEDS["sparse-linear"]``): train inputs ``randint(0, 2, (n, d))·2
+    − 1``, test inputs likewise, then the signs ``randint(0, 2, (k,))·2 − 1`` of w* on the
+    first ``k`` coordinates; a tie is labeled −1.
 
     Parameters
     ----------
@@ -203,6 +214,10 @@ def sparse_linear_task(d: int, *, k: int = 3, seed: int = 0) -> LinearTask:
         Sparsity of the target.
     seed : int, default 0
         Seed of the target and of both samples.
+    data_source : {"library", "reference"}, default "library"
+        The library's seeded streams, or the paper's code's samples.
+    n, n_test : int, optional
+        Training and test set sizes; required by (and only used by) ``"reference"``.
 
     Returns
     -------
@@ -225,9 +240,13 @@ def sparse_linear_task(d: int, *, k: int = 3, seed: int = 0) -> LinearTask:
     func = "sparse_linear_task"
     d = check_int(d, func, "d", minimum=1)
     k = check_int(k, func, "k", minimum=1)
-    seed = _check_seed(seed, func)
+    seed = check_int(seed, func, "seed", minimum=0)
     if k > d:
         raise fail(func, "k", f"at most d = {d}", repr(k))
+    if _ref.check_data_source(data_source, func) == "reference":
+        n, n_test = _ref.reference_sizes(func, seed, n, n_test)
+        ref = _ref.reference_sparse(d, k, n, n_test, seed)
+        return LinearTask("sparse", d, ref.w_star, seed, 0.0, np.arange(k), ref)
     rng = _rng(seed, _STREAM_TARGET)
     support = np.sort(rng.choice(d, size=k, replace=False))
     w_star = np.zeros(d)
@@ -235,11 +254,23 @@ def sparse_linear_task(d: int, *, k: int = 3, seed: int = 0) -> LinearTask:
     return LinearTask("sparse", d, w_star, seed, 0.0, support)
 
 
-def large_margin_task(d: int, *, gamma: float = 25.0, seed: int = 0) -> LinearTask:
+def large_margin_task(
+    d: int,
+    *,
+    gamma: float = 25.0,
+    seed: int = 0,
+    data_source: DataSource = "library",
+    n: int | None = None,
+    n_test: int | None = None,
+) -> LinearTask:
     r"""Linear classification with a large ℓ2 margin (the misgrokking data).
 
     w* is a uniformly random unit vector; z ~ N(0, I_d), y = sign⟨z, w*⟩ and
     x = z + (γ/2)·y·w*, so that every example has y⟨x, w*⟩ ≥ γ/2.
+
+    With ``data_source="reference"`` the task holds the paper's code's CPU samples for ``seed``
+    (float32 throughout): w* = ``randn(d)`` normalised, then train z = ``randn(n, d)``, then
+    test z = ``randn(n_test, d)``; y = ``(z @ w* > 0)·2 − 1``, x = z + y·(γ/2)·w*.
 
     Parameters
     ----------
@@ -249,6 +280,10 @@ def large_margin_task(d: int, *, gamma: float = 25.0, seed: int = 0) -> LinearTa
         γ ≥ 0, twice the guaranteed ℓ2 margin.
     seed : int, default 0
         Seed of the target and of both samples.
+    data_source : {"library", "reference"}, default "library"
+        The library's seeded streams, or the paper's code's samples.
+    n, n_test : int, optional
+        Training and test set sizes; required by (and only used by) ``"reference"``.
 
     Returns
     -------
@@ -261,7 +296,11 @@ def large_margin_task(d: int, *, gamma: float = 25.0, seed: int = 0) -> LinearTa
     func = "large_margin_task"
     d = check_int(d, func, "d", minimum=1)
     gamma = check_nonnegative(gamma, func, "gamma")
-    seed = _check_seed(seed, func)
+    seed = check_int(seed, func, "seed", minimum=0)
+    if _ref.check_data_source(data_source, func) == "reference":
+        n, n_test = _ref.reference_sizes(func, seed, n, n_test)
+        ref = _ref.reference_large_margin(d, gamma, n, n_test, seed)
+        return LinearTask("large_margin", d, ref.w_star, seed, gamma, np.arange(d), ref)
     rng = _rng(seed, _STREAM_TARGET)
     w = rng.standard_normal(d)
     w /= np.linalg.norm(w)
@@ -313,12 +352,21 @@ class CompletionData:
 
 
 def matrix_completion_data(
-    d: int, *, fraction: float = 0.05, seed: int = 0, X_star: np.ndarray | None = None
+    d: int,
+    *,
+    fraction: float = 0.05,
+    seed: int = 0,
+    X_star: np.ndarray | None = None,
+    data_source: DataSource = "library",
 ) -> CompletionData:
     r"""Observe ``round(fraction · d²)`` uniformly random entries of a d×d matrix.
 
     The entries are ordered pairs (i, j) drawn without replacement from all d² of them (as in
     the paper's code); the test set is every other entry.
+
+    With ``data_source="reference"`` the observed entries are the paper's code's for ``seed``
+    (``REFERENCE_SEEDS["matrix-completion"]``): the first ``int(fraction · d²)`` (470 for d = 97)
+    of one CPU ``randperm(d·d)``, i = perm // d, j = perm % d, in that order.
 
     Parameters
     ----------
@@ -330,6 +378,8 @@ def matrix_completion_data(
         Seed of the observed set.
     X_star : ndarray of shape (d, d), optional
         Ground truth; default :func:`multiplication_table`.
+    data_source : {"library", "reference"}, default "library"
+        The library's seeded split (entries in row-major order), or the paper's code's.
 
     Returns
     -------
@@ -347,17 +397,12 @@ def matrix_completion_data(
     fraction = check_positive(fraction, func, "fraction")
     if fraction >= 1:
         raise fail(func, "fraction", "in (0, 1)", repr(fraction))
-    seed = _check_seed(seed, func)
+    seed = check_int(seed, func, "seed", minimum=0)
     M = multiplication_table(d) if X_star is None else np.asarray(X_star, dtype=np.float64)
     if M.shape != (d, d):
         raise fail(func, "X_star", f"of shape ({d}, {d})", f"shape {M.shape}")
-    n_train = int(round(fraction * d * d))
-    if not 1 <= n_train < d * d:
-        raise fail(
-            func, "fraction", f"giving between 1 and {d * d - 1} observed entries", repr(fraction)
-        )
-    perm = _rng(seed, _STREAM_SPLIT).permutation(d * d)
-    tr, te = np.sort(perm[:n_train]), np.sort(perm[n_train:])
+    library = _rng(seed, _STREAM_SPLIT).permutation
+    tr, te = _ref.split(func, "fraction", fraction, d * d, seed, data_source, library)
     rows_tr, cols_tr = np.divmod(tr, d)
     rows_te, cols_te = np.divmod(te, d)
     return CompletionData(
@@ -397,9 +442,13 @@ class ModularAdditionData:
 
 
 def modular_addition_data(
-    p: int, *, train_fraction: float = 0.4, seed: int = 0
+    p: int, *, train_fraction: float = 0.4, seed: int = 0, data_source: DataSource = "library"
 ) -> ModularAdditionData:
     r"""All p² pairs of modular addition, split at random into train and test.
+
+    With ``data_source="reference"`` the split is the paper's code's for ``seed``
+    (``REFERENCE_SEEDS["modular-addition"]``): pairs listed with ``a`` outer, ``b`` inner; the
+    first ``int(train_fraction·p²)`` (3763 for p = 97) of one CPU ``randperm(p²)``, in order.
 
     Parameters
     ----------
@@ -409,6 +458,8 @@ def modular_addition_data(
         Fraction of the p² pairs used for training, in (0, 1).
     seed : int, default 0
         Seed of the split.
+    data_source : {"library", "reference"}, default "library"
+        The library's seeded split (pairs in sorted order), or the paper's code's.
 
     Returns
     -------
@@ -426,17 +477,10 @@ def modular_addition_data(
     train_fraction = check_positive(train_fraction, func, "train_fraction")
     if train_fraction >= 1:
         raise fail(func, "train_fraction", "in (0, 1)", repr(train_fraction))
-    seed = _check_seed(seed, func)
-    n_train = int(round(train_fraction * p * p))
-    if not 1 <= n_train < p * p:
-        raise fail(
-            func,
-            "train_fraction",
-            f"giving between 1 and {p * p - 1} training pairs",
-            repr(train_fraction),
-        )
+    seed = check_int(seed, func, "seed", minimum=0)
+    library = _rng(seed, _STREAM_SPLIT).permutation
+    tr, te = _ref.split(func, "train_fraction", train_fraction, p * p, seed, data_source, library)
     a, b = np.divmod(np.arange(p * p), p)
-    perm = _rng(seed, _STREAM_SPLIT).permutation(p * p)
 
     def build(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         X = np.zeros((idx.size, 2 * p), dtype=np.float32)
@@ -448,6 +492,6 @@ def modular_addition_data(
             np.stack([a[idx], b[idx]], 1).astype(np.int64),
         )
 
-    X_tr, y_tr, P_tr = build(np.sort(perm[:n_train]))
-    X_te, y_te, P_te = build(np.sort(perm[n_train:]))
+    X_tr, y_tr, P_tr = build(tr)
+    X_te, y_te, P_te = build(te)
     return ModularAdditionData(p, X_tr, y_tr, X_te, y_te, P_tr, P_te)

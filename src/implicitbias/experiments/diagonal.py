@@ -132,10 +132,13 @@ def run_diagonal(
     check_choice(name, "run_diagonal", "name", tuple(_SPECS))
     say = log or (lambda s: None)
     timer = Timer()
+    src, n, n_test = cfg.data_source, cfg.n, cfg.n_test
     if cfg.task == "sparse":
-        task = sparse_linear_task(cfg.d, k=cfg.k, seed=seed)
+        task = sparse_linear_task(cfg.d, k=cfg.k, seed=seed, data_source=src, n=n, n_test=n_test)
     else:
-        task = large_margin_task(cfg.d, gamma=cfg.gamma, seed=seed)
+        task = large_margin_task(
+            cfg.d, gamma=cfg.gamma, seed=seed, data_source=src, n=n, n_test=n_test
+        )
     X_np, y_np = task.sample(cfg.n)
     X64, y64 = X_np.astype(np.float64), y_np.astype(np.float64)
 
@@ -226,7 +229,7 @@ def run_diagonal(
         "grad_evals": res.grad_evals,
         "steps_equivalent": res.steps_equivalent,
         "train_wall_time": res.wall_time,
-        "n_steps": res.n_steps,
+        "n_steps": res.iterations,
         "n_rejected": res.n_rejected,
     }
     return RunOutput(name, hist, summary, baselines, "accuracy", cfg.t_star, cfg.lr, info)

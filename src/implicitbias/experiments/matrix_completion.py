@@ -87,7 +87,9 @@ def run_matrix_completion(
     regimes' completions (see :func:`implicitbias.experiments.run`)."""
     say = log or (lambda s: None)
     timer = Timer()
-    data = matrix_completion_data(cfg.d, fraction=cfg.fraction, seed=seed)
+    data = matrix_completion_data(
+        cfg.d, fraction=cfg.fraction, seed=seed, data_source=cfg.data_source
+    )
     W_ker = zero_fill_predictor(data)
     say("solving the minimum nuclear-norm completion (rich-regime baseline, an SDP) ...")
     t0 = timer()
@@ -176,7 +178,7 @@ def run_matrix_completion(
         "grad_evals": res.grad_evals,
         "steps_equivalent": res.steps_equivalent,
         "train_wall_time": res.wall_time,
-        "n_steps": res.n_steps,
+        "n_steps": res.iterations,
         "n_rejected": res.n_rejected,
     }
     return RunOutput("matrix-completion", hist, summary, baselines, "mse", cfg.t_star, cfg.lr, info)

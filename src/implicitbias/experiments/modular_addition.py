@@ -86,7 +86,9 @@ def run_modular_addition(
     """Train the ReLU net of ``cfg`` on modular addition and record train/test accuracy
     (see :func:`implicitbias.experiments.run`)."""
     say = log or (lambda s: None)
-    data = modular_addition_data(cfg.p, train_fraction=cfg.train_fraction, seed=seed)
+    data = modular_addition_data(
+        cfg.p, train_fraction=cfg.train_fraction, seed=seed, data_source=cfg.data_source
+    )
     dtype = torch_dtype(cfg.dtype)
     dev = torch.device(device)
     X = torch.as_tensor(data.X_train, dtype=dtype, device=dev)
@@ -175,7 +177,7 @@ def run_modular_addition(
         "grad_evals": res.grad_evals,
         "steps_equivalent": res.steps_equivalent,
         "train_wall_time": res.wall_time,
-        "n_steps": res.n_steps,
+        "n_steps": res.iterations,
         "n_rejected": res.n_rejected,
     }
     baselines = {"chance": 1.0 / cfg.p}

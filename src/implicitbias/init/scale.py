@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Literal
 
 import torch
 from torch import nn
@@ -15,8 +16,13 @@ from implicitbias.models.homogeneous import Homogeneous
 
 __all__ = ["scale_init", "check_zero_output"]
 
+#: How :func:`scale_init` applies α: multiply θ by it, or set ‖θ‖₂ to it.
+ScaleMode = Literal["scale", "norm"]
+#: What :func:`check_zero_output` does on a non-zero output.
+OnNonZero = Literal["raise", "warn"]
 
-def scale_init(model: nn.Module, alpha: float, *, mode: str = "scale") -> nn.Module:
+
+def scale_init(model: nn.Module, alpha: float, *, mode: ScaleMode = "scale") -> nn.Module:
     r"""Scale the parameters in place: θ ← α·θ (``mode="scale"``) or θ ← α·θ/‖θ‖₂ (``"norm"``).
 
     The paper's theory writes θ(0) = α·θ̄; its experiments quote the initial norm ‖θ(0)‖₂ = α
@@ -101,7 +107,7 @@ def check_zero_output(
     X: torch.Tensor,
     *,
     rtol: float | None = None,
-    action: str = "raise",
+    action: OnNonZero = "raise",
 ) -> float:
     r"""Check that the model's output at its current parameters is zero on ``X``.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 from torch import nn
@@ -42,7 +43,7 @@ def symmetrize(model: nn.Module) -> Symmetrized:
 
 def _linear_layers(model: nn.Module, func: str) -> list[nn.Linear]:
     if isinstance(model, HomogeneousMLP):
-        return list(model.layers)
+        return [cast(nn.Linear, layer) for layer in model.layers]
     if isinstance(model, nn.Sequential):
         layers = [m for m in model if isinstance(m, nn.Linear)]
         if layers and isinstance(model[-1], nn.Linear):

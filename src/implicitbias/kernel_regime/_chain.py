@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -140,12 +140,14 @@ def _is_layer(m: nn.Module) -> bool:
 
 def _finish(call: _Call, keep: bool, check: bool, cache: dict) -> None:
     """Check (``check``) a finished call's arithmetic; keep (``keep``) what the route needs."""
-    m, x, z = call.module, call.inp, call.out
+    m, z = call.module, call.out
+    x = cast(torch.Tensor, call.inp)  # called only for a call with one positional tensor
     t = type(m)
     if t is nn.Linear:
-        call.problem = linear_check(m, x, z, cache) if check else None
+        call.problem = linear_check(cast(nn.Linear, m), x, z, cache) if check else None
         call.saved = [x]
     elif t is nn.Conv2d:
+        m = cast(nn.Conv2d, m)
         if m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str):
             call.problem = (
                 f"is an nn.Conv2d with groups={m.groups}, padding={m.padding!r}, padding_mode="
@@ -176,7 +178,7 @@ def _finish(call: _Call, keep: bool, check: bool, cache: dict) -> None:
 
 def _finish_mlp(call: _Call) -> None:
     """A HomogeneousMLP block: its layers' calls must chain through its activation."""
-    m, x, z = call.module, call.inp, call.out
+    m, x, z = cast(HomogeneousMLP, call.module), cast(torch.Tensor, call.inp), call.out
     layers = list(m.layers)
     if [layer for layer, _, _ in call.inner] != layers or any(
         type(layer) is not nn.Linear for layer in layers
@@ -220,7 +222,8 @@ class _Recorder:
             call = _Call(module, x, _state(x), torch.is_grad_enabled())
             self.calls.append(call)
             if type(module) in _ACTS and x is not None:  # before an in-place activation
-                slope = 0.0 if type(module) is nn.ReLU else float(module.negative_slope)
+                leaky = cast(nn.LeakyReLU, module)
+                slope = 0.0 if type(module) is nn.ReLU else float(leaky.negative_slope)
                 if slope == 0.0:
                     call.mask = (x > 0).to(x.dtype)
                 else:
@@ -286,12 +289,13 @@ def _ops_of(call: _Call, where: str) -> list[_Op]:
     if t is nn.ReLU:
         return [_Op("act", slope=0.0)]
     if t is nn.LeakyReLU:
-        return [_Op("act", slope=float(m.negative_slope))]
+        return [_Op("act", slope=float(cast(nn.LeakyReLU, m).negative_slope))]
     if t is nn.Identity:
         return []
     if t is nn.Flatten:
         return [_Op("reshape", shape=tuple(call.out.shape[1:]))]
     ops: list[_Op] = []  # a HomogeneousMLP
+    m = cast(HomogeneousMLP, m)
     for k, layer in enumerate(m.layers):
         ops.append(_Op("linear", layer))
         if k < len(m.layers) - 1 and m.activation == "relu":
@@ -379,11 +383,12 @@ def replay(ops: list[_Op], X: torch.Tensor) -> torch.Tensor:
     h = X
     with torch.no_grad():
         for op in ops:
-            m = op.module
             if op.kind == "linear":
-                h = F.linear(h, m.weight, m.bias)
+                lin = cast(nn.Linear, op.module)
+                h = F.linear(h, lin.weight, lin.bias)
             elif op.kind == "conv":
-                h = F.conv2d(h, m.weight, m.bias, m.stride, m.padding, m.dilation)
+                conv = cast(nn.Conv2d, op.module)
+                h = F.conv2d(h, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)
             elif op.kind == "act":
                 h = F.leaky_relu(h, op.slope) if op.slope else torch.relu(h)
             else:

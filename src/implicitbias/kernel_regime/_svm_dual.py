@@ -24,17 +24,25 @@ says "unbounded" without one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
+from implicitbias._blas import blas_single_thread
 from implicitbias._errors import NotSeparableError, SolverError
-from implicitbias._nonneg_qp import SEPARABILITY_FLOOR, blas_single_thread, lawson_hanson
+from implicitbias._lawson_hanson import lawson_hanson
+from implicitbias._nonneg_qp import SEPARABILITY_FLOOR
+from implicitbias._status import INACCURATE_KKT, OPTIMAL, OPTIMAL_INACCURATE, Status
 
 __all__ = [
+    "QPFormulation",
+    "SVMSolver",
     "Certificate",
     "certify",
     "cvxpy_nonneg_qp",
+    "norm_form",
     "min_norm_point",
     "not_separable_error",
     "separability_certificate",
@@ -42,21 +50,36 @@ __all__ = [
     "support_of",
 ]
 
-# Above `tol`, up to this level, an answer is returned with an InaccurateSolutionWarning.
-INACCURATE_LEVEL = 1e-5
+#: The ``solver`` option of the kernel SVMs.
+SVMSolver = Literal["auto", "active-set", "cvxpy"]
+#: How the cvxpy route writes ``aᵀQa`` (``cvxpy_formulation`` of :func:`~implicitbias.kernel_svm`).
+QPFormulation = Literal["quad_form", "factor"]
 
 
 @dataclass(frozen=True)
 class Certificate:
+    """Optimality figures of a dual point ``a >= 0`` of the normalized (K1) dual.
+
+    ``max_violation``, ``complementarity`` and ``k1_gap`` (``|aᵀQa − Σa| / Σa``, the relative
+    gap of the (K1) pair ``½‖h‖²`` / ``Σa − ½aᵀQa``) make up the KKT residual that decides the
+    status. The norm form ``min ‖h‖ s.t. ⟨z_i, h⟩ >= 1`` (dual ``max Σμ s.t.
+    ‖Σ μ_i z_i‖ <= 1``) is certified as :func:`implicitbias.l2_max_margin` certifies it: the
+    primal ``h = Σ a_i z_i`` rescaled to exact feasibility, ``objective = ‖h‖ / min_i (Qa)_i``,
+    and the multipliers ``μ = a / ‖h‖`` (``dual_scale = 1/‖h‖``), divided by
+    ``‖Σ μ_i z_i‖`` where rounding puts that above 1 (``dual_objective = Σμ``).
+    """
+
     max_violation: float
     complementarity: float
-    duality_gap: float
+    k1_gap: float
     margin_lower: float
     margin_upper: float
+    objective: float = float("inf")
+    dual_scale: float = 0.0
 
     @property
     def kkt_residual(self) -> float:
-        return max(self.max_violation, self.complementarity, self.duality_gap)
+        return max(self.max_violation, self.complementarity, self.k1_gap)
 
 
 def certify(Q: np.ndarray, a: np.ndarray) -> Certificate:
@@ -71,23 +94,50 @@ def certify(Q: np.ndarray, a: np.ndarray) -> Certificate:
     g = Qa - 1.0
     max_violation = max(0.0, float(-np.min(g)))
     complementarity = float(np.max(a * np.abs(g))) / s
-    duality_gap = abs(quad - s) / s
+    k1_gap = abs(quad - s) / s
     margin_lower = max(0.0, float(np.min(Qa)) / np.sqrt(quad))
     margin_upper = float(np.sqrt(quad) / s)
-    return Certificate(max_violation, complementarity, duality_gap, margin_lower, margin_upper)
+    # the norm form, rescaled to exact primal and dual feasibility (as l2_max_margin does)
+    norm = float(np.sqrt(quad))
+    qmin = float(np.min(Qa))
+    objective = norm / qmin if qmin > 0 else float("inf")
+    dual_scale = 1.0 / norm
+    mu = a * dual_scale
+    cq = float(np.sqrt(max(float(mu @ (Qa * dual_scale)), 0.0)))  # ‖Σ μ_i z_i‖
+    if cq > 1.0:
+        dual_scale /= cq
+    return Certificate(
+        max_violation, complementarity, k1_gap, margin_lower, margin_upper, objective, dual_scale
+    )
 
 
-def status_from(cert: Certificate, tol: float) -> str | None:
+def norm_form(
+    cert: Certificate, a: np.ndarray, radius: float
+) -> tuple[float, np.ndarray, float, float, float]:
+    """The norm-form figures of ``a`` in the user's units (features ``radius`` times the
+    normalized ones): ``(objective, dual, dual_objective, duality_gap, relative_gap)`` with
+    ``objective = ‖h‖`` of the exactly feasible primal, ``dual = μ >= 0`` exactly dual
+    feasible, ``dual_objective = Σμ``, the absolute gap and ``|gap| / objective``."""
+    objective = float(cert.objective / radius)
+    mu = a * (cert.dual_scale / radius)
+    dual_objective = float(np.sum(mu))
+    gap = objective - dual_objective
+    return objective, mu, dual_objective, gap, abs(gap) / objective
+
+
+def status_from(cert: Certificate, tol: float) -> Status | None:
+    """``"optimal"`` for a KKT residual ``<= tol``, ``"optimal_inaccurate"`` up to
+    :data:`~implicitbias._status.INACCURATE_KKT`, else ``None`` (the route failed)."""
     r = cert.kkt_residual
     if r <= tol:
-        return "optimal"
-    if r <= max(INACCURATE_LEVEL, tol):
-        return "optimal_inaccurate"
+        return OPTIMAL
+    if r <= max(INACCURATE_KKT, tol):
+        return OPTIMAL_INACCURATE
     return None
 
 
 def cvxpy_nonneg_qp(
-    Q: np.ndarray, *, func: str, formulation: str, cvxpy_solver: str | None
+    Q: np.ndarray, *, func: str, formulation: QPFormulation, cvxpy_solver: str | None
 ) -> np.ndarray | None:
     """Reference route: the same dual through cvxpy (imported lazily); ``None`` if unbounded.
 
@@ -150,7 +200,7 @@ def separability_certificate(
     ``hint`` (a solver's diverging or tiny-margin iterate) is tried first, normalized to the
     simplex; then the exact :func:`min_norm_point`.
     """
-    candidates = []
+    candidates: list[Callable[[], np.ndarray | None]] = []
     if hint is not None and np.all(np.isfinite(hint)) and np.all(hint >= 0) and hint.sum() > 0:
         candidates.append(lambda: hint / float(np.sum(hint)))
     candidates.append(lambda: min_norm_point(Q))

@@ -1,4 +1,8 @@
-"""Problem (K2): minimum-norm kernel interpolation ("ridgeless" kernel regression)."""
+"""Problem (K2): minimum-norm kernel interpolation ("ridgeless" kernel regression).
+
+Reported in the norm form of every interpolation result (``docs/results.md``), as
+:func:`implicitbias.min_l2_interpolation` reports ``min ||w||_2 s.t. X w = y``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import scipy.linalg as sla
 
 from implicitbias._errors import InaccurateSolutionWarning, InfeasibleError, SolverError
 from implicitbias._psd import psd_error, psd_rtol
+from implicitbias._status import OPTIMAL, OPTIMAL_INACCURATE, Status, renamed
 from implicitbias._validation import (
     as_float_array,
     as_kernel_matrix,
@@ -28,6 +33,12 @@ _FUNC = "kernel_regression"
 class KernelRegressionResult:
     """Solution of the minimum-norm interpolation problem (K2).
 
+    The figures of the problem follow the library's result vocabulary (``docs/results.md``),
+    in the norm form ``min ||h|| s.t. <phi(x_i), h> = y_i`` with dual
+    ``max <nu, y> s.t. ||sum_i nu_i phi(x_i)|| <= 1``, so ``kernel_regression(X @ X.T, y)``
+    reports the ``objective``, ``dual`` and ``duality_gap`` of
+    :func:`~implicitbias.min_l2_interpolation` on ``(X, y)``.
+
     Attributes
     ----------
     coef : ndarray, shape (n,) or (n, C)
@@ -35,27 +46,50 @@ class KernelRegressionResult:
     norm : float
         ``||h|| = sqrt(c^T K c)`` (for multi-output ``y``, the norm of the stacked ``h``:
         ``sqrt(trace(c^T K c))``).
-    max_abs_residual : float
-        ``max |K c - y|``.
-    status : str
+    objective : float
+        The optimal value ``||h||`` (equal to ``norm``).
+    dual : ndarray, like ``coef``
+        ``nu = c / ||h||``, free in sign, rescaled so that ``||sum_i nu_i phi(x_i)|| =
+        sqrt(nu^T K nu) <= 1`` holds exactly (zero when ``h = 0``).
+    dual_objective : float
+        ``<nu, y>`` (summed over outputs), a lower bound on ``||h||``.
+    duality_gap : float
+        ``objective - dual_objective`` (absolute).
+    relative_gap : float
+        ``|duality_gap| / objective`` (0 when ``h = 0``).
+    max_violation : float
+        ``max |K c - y|``: the interpolation residual.
+    status : {"optimal", "optimal_inaccurate"}
         ``"optimal"`` (Cholesky on a nonsingular ``K``) or ``"optimal_inaccurate"`` (``K``
         numerically singular; the pseudo-inverse was used).
     solver : str
         ``"cholesky"`` or ``"pinv"``.
     solve_time : float
         Wall time in seconds.
+    iterations : int
+        0 (a direct solve).
     rank : int
         Numerical rank of ``K`` used (``n`` on the Cholesky route).
+    max_abs_residual : float
+        Deprecated alias of ``max_violation`` (since 0.2, removed in 0.3).
     """
 
     coef: np.ndarray
     norm: float
-    max_abs_residual: float
-    status: str
+    objective: float
+    dual: np.ndarray
+    dual_objective: float
+    duality_gap: float
+    relative_gap: float
+    max_violation: float
+    status: Status
     solver: str
     solve_time: float
     rank: int
+    iterations: int = 0
     _n: int = field(default=0, repr=False)
+
+    max_abs_residual = renamed("max_violation")
 
     def predict(self, K_new_train: Any) -> np.ndarray:
         """Predictions ``<phi(x), h> = sum_j c_j K(x, x_j)``.
@@ -90,15 +124,20 @@ def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegression
 
     so the predictor is :math:`x \mapsto k(x)^\top K^{-1} y` and
     :math:`\|h\| = \sqrt{c^\top K c}`. This is the early-phase (kernel-regime) regression
-    predictor of Lyu et al. (2024) when ``K`` is the empirical NTK at initialization.
+    predictor of Lyu et al. (2024) when ``K`` is the empirical NTK at initialization. The
+    result reports it in norm form, :math:`\min \|h\|` s.t. the same constraints, with dual
+    :math:`\max \langle \nu, y\rangle` s.t. :math:`\|\sum_i \nu_i \phi(x_i)\| \le 1`, solved by
+    :math:`\nu = c / \|h\|`.
 
-    ==================  ==================  ==============
-    math                argument / field    shape
-    ==================  ==================  ==============
-    :math:`K_{ij}`      ``K``               (n, n)
-    :math:`y_i`         ``y``               (n,) or (n, C)
-    :math:`c`           ``result.coef``     like ``y``
-    ==================  ==================  ==============
+    ======================  ======================  ==============
+    math                    argument / field        shape
+    ======================  ======================  ==============
+    :math:`K_{ij}`          ``K``                   (n, n)
+    :math:`y_i`             ``y``                   (n,) or (n, C)
+    :math:`c`               ``result.coef``         like ``y``
+    :math:`\|h\|`           ``result.objective``    scalar
+    :math:`\nu = c/\|h\|`   ``result.dual``         like ``y``
+    ======================  ======================  ==============
 
     Parameters
     ----------
@@ -167,7 +206,8 @@ def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegression
     accept = np.sqrt(rtol) * y_scale  # relative to the targets: y ~ 1e-6 is judged as y ~ 1
 
     coef: np.ndarray | None = None
-    solver, status, rank = "cholesky", "optimal", n
+    solver, rank = "cholesky", n
+    status: Status = OPTIMAL
     why = ""  # why the Cholesky route was left, for the warning
     try:
         c_fac = sla.cho_factor(Km, lower=True, check_finite=False)
@@ -198,7 +238,7 @@ def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegression
         rank = int(np.count_nonzero(keep))
         Vk = V[:, keep]
         coef = Vk @ ((Vk.T @ yv) / (w[keep] if yv.ndim == 1 else w[keep][:, None]))
-        solver, status = "pinv", "optimal_inaccurate"
+        solver, status = "pinv", OPTIMAL_INACCURATE
     residual = float(np.max(np.abs(Km @ coef - yv)))
     if not np.isfinite(residual) or not np.all(np.isfinite(coef)):
         raise SolverError(
@@ -227,13 +267,36 @@ def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegression
             stacklevel=2,
         )
     quad = float(np.sum(coef * (Km @ coef)))
+    norm = float(np.sqrt(max(quad, 0.0)))
+    objective, nu, dual_objective, gap, rel = _norm_form(Km, yv, coef, norm)
     return KernelRegressionResult(
         coef=coef,
-        norm=float(np.sqrt(max(quad, 0.0))),
-        max_abs_residual=residual,
+        norm=norm,
+        objective=objective,
+        dual=nu,
+        dual_objective=dual_objective,
+        duality_gap=gap,
+        relative_gap=rel,
+        max_violation=residual,
         status=status,
         solver=solver,
         solve_time=time.perf_counter() - t0,
         rank=rank,
+        iterations=0,
         _n=n,
     )
+
+
+def _norm_form(
+    K: np.ndarray, y: np.ndarray, coef: np.ndarray, norm: float
+) -> tuple[float, np.ndarray, float, float, float]:
+    """``(objective, nu, <nu, y>, gap, relative gap)`` of ``min ||h|| s.t. <phi_i, h> = y_i``,
+    certified as :func:`implicitbias.min_l2_interpolation` certifies it: ``nu = c / ||h||``
+    divided by ``||sum_i nu_i phi_i|| = sqrt(nu^T K nu)`` where rounding puts that above 1."""
+    if not norm > 0:
+        return norm, np.zeros_like(coef), 0.0, 0.0, 0.0
+    nu = coef / norm
+    nu = nu / max(float(np.sqrt(max(float(np.sum(nu * (K @ nu))), 0.0))), 1.0)
+    dual_objective = float(np.sum(nu * y))
+    gap = norm - dual_objective
+    return norm, nu, dual_objective, gap, abs(gap) / norm

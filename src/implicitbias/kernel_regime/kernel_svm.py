@@ -15,7 +15,10 @@ because there is no bias). :func:`implicitbias._nonneg_qp.solve_nonneg_qp` (shar
   proximal-point refinement.
 
 The answer is then certified (primal feasibility, complementary slackness, zero duality gap)
-before it is returned. :mod:`implicitbias.kernel_regime.multiclass_svm` reuses the solver.
+before it is returned, and reported in the norm form shared by every max-margin solver of the
+library (``objective = ||h||``, ``dual`` the multipliers ``mu = a / ||h||`` of
+``min ||h|| s.t. y_i <phi(x_i), h> >= 1``; see ``docs/results.md``).
+:mod:`implicitbias.kernel_regime.multiclass_svm` reuses the solver.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from implicitbias._nonneg_qp import SEPARABILITY_FLOOR as _SEPARABILITY_FLOOR
 from implicitbias._nonneg_qp import QPOutcome as _QPOutcome  # noqa: F401  (its result type)
 from implicitbias._nonneg_qp import solve_nonneg_qp as _solve_nonneg_qp
 from implicitbias._psd import check_psd, prove_psd
+from implicitbias._status import Status, renamed
 from implicitbias._validation import (
     as_float_array,
     as_kernel_matrix,
@@ -45,8 +49,11 @@ from implicitbias._validation import (
 )
 from implicitbias.kernel_regime._svm_dual import (
     Certificate,
+    QPFormulation,
+    SVMSolver,
     certify,
     cvxpy_nonneg_qp,
+    norm_form,
     not_separable_error,
     separability_certificate,
     status_from,
@@ -62,15 +69,15 @@ def _solve_certified(
     Q: np.ndarray,
     *,
     func: str,
-    solver: str,
+    solver: SVMSolver,
     tol: float,
     fallback: bool,
     cvxpy_solver: str | None,
-    cvxpy_formulation: str,
+    cvxpy_formulation: QPFormulation,
     radius: float,
     prove: Callable[[], None],
     what: str = "y_i phi(x_i)",
-) -> tuple[np.ndarray, Certificate, str, str, int, str]:
+) -> tuple[np.ndarray, Certificate, Status, str, int, str]:
     """Solve min_{a>=0} ½aᵀQa − 1ᵀa by the chosen routes in turn; return the first certified answer.
 
     ``Q`` is normalized (``max_i Q_ii = 1``); ``radius`` is the feature radius in the user's
@@ -95,7 +102,7 @@ def _solve_certified(
         failures.append(f"{name}: {why}, but no certificate of non-separability exists")
 
     for k, route in enumerate(routes):
-        n_iter = 0
+        iterations = 0
         if route == "active-set":
             try:
                 out = _solve_nonneg_qp(Q, tol=tol, func=func)
@@ -103,7 +110,7 @@ def _solve_certified(
                 prove()
                 failures.append(f"active-set: {exc}")
                 continue
-            a, n_iter = out.a, out.n_iter
+            a, iterations = out.a, out.iterations
             name = "active-set"
             if getattr(out, "diverged", False):
                 not_separable(a, name, "the dual diverged")
@@ -134,7 +141,7 @@ def _solve_certified(
                 InaccurateSolutionWarning,
                 stacklevel=3,
             )
-        return a, cert, status, name, n_iter, route
+        return a, cert, status, name, iterations, route
     prove()
     raise SolverError(f"{func}: no route passed the optimality checks ({'; '.join(failures)}).")
 
@@ -146,12 +153,23 @@ def _solve_certified(
 
 @dataclass(frozen=True)
 class KernelSVMResult:
-    """Solution of the hard-margin kernel SVM without bias (problem K1).
+    """Solution of the hard-margin kernel SVM without bias (problem K1), in norm form.
+
+    The figures of the problem follow the library's result vocabulary (``docs/results.md``):
+    like :func:`~implicitbias.l2_max_margin`, the problem is reported in its norm form
+    ``min ||h|| s.t. y_i <phi(x_i), h> >= 1`` (dual ``max sum(mu) s.t. mu >= 0,
+    ||sum_i mu_i y_i phi(x_i)|| <= 1``), so ``kernel_svm(X @ X.T, y)`` and
+    ``l2_max_margin(X, y)`` report the same ``objective``, ``dual`` and ``duality_gap``. The
+    multipliers of the squared form (K1), ``min 1/2 ||h||^2``, are ``svm_dual``.
 
     Attributes
     ----------
     dual : ndarray, shape (n,)
-        Optimal dual variables ``a >= 0``; ``h = sum_i a_i y_i phi(x_i)``.
+        Norm-form multipliers ``mu = svm_dual / ||h|| >= 0``, rescaled to be exactly dual
+        feasible (``||sum_i mu_i y_i phi(x_i)|| <= 1``); ``sum(mu) = dual_objective``.
+    svm_dual : ndarray, shape (n,)
+        Multipliers ``a >= 0`` of (K1), ``max 1^T a - 1/2 a^T Q a``:
+        ``h = sum_i a_i y_i phi(x_i)`` and ``||h||^2 = sum(a)`` at the optimum.
     coef : ndarray, shape (n,)
         ``a * y``, the expansion coefficients of ``h`` in the features ``phi(x_j)``.
     margin : float
@@ -159,45 +177,61 @@ class KernelSVMResult:
     norm : float
         ``||h|| = sqrt(a^T Q a)`` (equal to ``sqrt(sum a)`` at the optimum).
     objective : float
-        Optimal value ``1/2 ||h||^2`` of (K1) (and of its dual).
+        ``||h|| / min_i y_i <phi(x_i), h>``: the norm of ``h`` rescaled to be exactly
+        feasible, an upper bound on the optimal ``||h*|| = 1 / gamma*``.
+    dual_objective : float
+        ``sum(dual)``, a lower bound on ``||h*||``.
     support : ndarray of int
         Indices with ``a_i > 0`` (support vectors).
-    status : str
-        ``"optimal"`` or ``"optimal_inaccurate"``.
+    status : {"optimal", "optimal_inaccurate"}
+        From ``kkt_residual`` against ``tol``.
     solver : str
         Route used: ``"active-set"``, ``"cvxpy:<SOLVER>"`` (possibly with ``" (fallback)"``).
     solve_time : float
         Wall time in seconds.
     max_violation : float
-        ``max_i max(0, 1 - y_i <phi(x_i), h>)``: primal infeasibility.
+        ``max_i max(0, 1 - y_i <phi(x_i), h>)``: primal infeasibility of ``h`` before the
+        rescaling.
     kkt_residual : float
         Largest of ``max_violation``, the relative complementary slackness
-        ``max_i a_i |y_i <phi_i, h> - 1| / sum(a)`` and ``duality_gap``.
+        ``max_i a_i |y_i <phi_i, h> - 1| / sum(a)`` and the relative gap of (K1),
+        ``|a^T Q a - sum(a)| / sum(a)``.
     duality_gap : float
-        ``|a^T Q a - sum(a)| / sum(a)``: relative gap between primal and dual objectives.
+        ``objective - dual_objective`` (absolute, in the units of ``||h||``): a certified
+        bound on the suboptimality of ``objective``.
+    relative_gap : float
+        ``|duality_gap| / objective``.
     margin_lower, margin_upper : float
         Certified bounds on the optimal margin from this ``a``:
-        ``min_i (Qa)_i / sqrt(a^T Q a) <= gamma* <= sqrt(a^T Q a) / sum(a)``.
-    n_iter : int
+        ``min_i (Qa)_i / sqrt(a^T Q a) <= gamma* <= sqrt(a^T Q a) / sum(a)``
+        (``1 / objective`` and ``1 / dual_objective`` up to rounding).
+    iterations : int
         Inner iterations of the active-set solver (0 for cvxpy).
+    n_iter : int
+        Deprecated alias of ``iterations`` (since 0.2, removed in 0.3).
     """
 
     dual: np.ndarray
+    svm_dual: np.ndarray
     coef: np.ndarray
     margin: float
     norm: float
     objective: float
+    dual_objective: float
     support: np.ndarray
-    status: str
+    status: Status
     solver: str
     solve_time: float
     max_violation: float
     kkt_residual: float
     duality_gap: float
+    relative_gap: float
     margin_lower: float
     margin_upper: float
-    n_iter: int = 0
+    iterations: int = 0
     _n: int = field(default=0, repr=False)
+
+    n_iter = renamed("iterations")
 
     def decision_function(self, K_new_train: Any) -> np.ndarray:
         """Scores ``<phi(x), h> = sum_j a_j y_j K(x, x_j)`` of the minimum-norm ``h``.
@@ -230,10 +264,10 @@ def kernel_svm(
     K: Any,
     y: Any,
     *,
-    solver: str = "auto",
+    solver: SVMSolver = "auto",
     tol: float = 1e-9,
     cvxpy_solver: str | None = None,
-    cvxpy_formulation: str = "quad_form",
+    cvxpy_formulation: QPFormulation = "quad_form",
     fallback: bool = True,
 ) -> KernelSVMResult:
     r"""Hard-margin kernel SVM without bias (problem K1), solved exactly through its dual.
@@ -249,12 +283,21 @@ def kernel_svm(
     no equality constraint in the dual. This is the early-phase (kernel-regime) predictor of
     Lyu et al. (2024) when ``K`` is the empirical NTK at initialization.
 
+    The result reports the same problem in its norm form, as every max-margin solver of the
+    library does: :math:`\min \|h\|` s.t. the same constraints, with dual
+    :math:`\max \sum_i \mu_i` s.t. :math:`\mu \ge 0,\ \|\sum_i \mu_i y_i \phi(x_i)\| \le 1`;
+    :math:`\mu = a / \|h\|` is ``result.dual``, :math:`a` is ``result.svm_dual``, and
+    ``kernel_svm(X @ X.T, y)`` reports the ``objective``, ``dual`` and ``duality_gap`` of
+    :func:`~implicitbias.l2_max_margin` on ``(X, y)``.
+
     ======================  ==========================  ============
     math                    argument / field            shape
     ======================  ==========================  ============
     :math:`K_{ij}`          ``K``                       (n, n)
     :math:`y_i \in \{\pm1\}`  ``y``                     (n,)
-    :math:`a`               ``result.dual``             (n,)
+    :math:`a`               ``result.svm_dual``         (n,)
+    :math:`\mu = a/\|h\|`   ``result.dual``             (n,)
+    :math:`\|h\|`           ``result.objective``        scalar
     :math:`\gamma`          ``result.margin``           scalar
     ======================  ==========================  ============
 
@@ -271,7 +314,8 @@ def kernel_svm(
         submatrix) and the factorization runs only before an error (including "not
         separable") is reported. See :mod:`implicitbias._psd`. The problem is invariant
         under ``K -> c K`` (``dual`` scales as ``1/c``, ``margin`` as ``sqrt(c)``); it is solved
-        on ``K / max_i K_ii`` and mapped back, so every scale gives the same digits.
+        on ``K / max_i K_ii`` and mapped back, so every scale gives the same digits
+        (``svm_dual ~ 1/c``, ``dual ~ 1/sqrt(c)``, ``objective ~ 1/sqrt(c)``).
     y : array_like, shape (n,)
         Labels in {-1, +1} ({0, 1} labels are refused, not converted).
     solver : {"auto", "active-set", "cvxpy"}
@@ -321,10 +365,12 @@ def kernel_svm(
     >>> import implicitbias as ib
     >>> X = np.array([[1.0, 0.0], [0.0, 2.0]])
     >>> res = ib.kernel_svm(X @ X.T, np.array([1.0, -1.0]))
-    >>> np.round(res.dual, 6)  # orthogonal features: a_i = 1 / K_ii
+    >>> np.round(res.svm_dual, 6)  # orthogonal features: a_i = 1 / K_ii
     array([1.  , 0.25])
     >>> round(res.margin, 6)  # 1 / sqrt(1 + 1/4)
     0.894427
+    >>> round(res.objective, 6), np.round(res.dual, 6)  # ||h|| and mu = a / ||h||
+    (1.118034, array([0.894427, 0.223607]))
     >>> res.predict(np.array([[3.0, 0.0], [0.0, 5.0]]) @ X.T)
     array([ 1., -1.])
 
@@ -360,7 +406,7 @@ def kernel_svm(
     def prove() -> None:
         prove_psd(Q, _FUNC, "K", psd, unit=scale)
 
-    a, cert, status, name, n_iter, route = _solve_certified(
+    a, cert, status, name, iterations, route = _solve_certified(
         Q,
         func=_FUNC,
         solver=solver,
@@ -374,23 +420,27 @@ def kernel_svm(
     support = np.flatnonzero(a > 0) if route == "active-set" else support_of(a, Q)
     s_n = float(np.sum(a))
     norm_n = cert.margin_upper * s_n  # sqrt(a^T Q a), as certify computed it
-    dual = a / scale  # back to the user's K: dual ~ 1/c, norm ~ 1/sqrt(c), margin ~ sqrt(c)
+    svm_dual = a / scale  # back to the user's K: a ~ 1/c, norm ~ 1/sqrt(c), margin ~ sqrt(c)
     norm = float(norm_n / radius)
+    objective, mu, dual_objective, gap, rel = norm_form(cert, a, radius)
     return KernelSVMResult(
-        dual=dual,
-        coef=dual * yv,
+        dual=mu,
+        svm_dual=svm_dual,
+        coef=svm_dual * yv,
         margin=1.0 / norm,
         norm=norm,
-        objective=0.5 * s_n / scale,
+        objective=objective,
+        dual_objective=dual_objective,
         support=support,
         status=status,
         solver=name,
         solve_time=time.perf_counter() - t0,
         max_violation=cert.max_violation,
         kkt_residual=cert.kkt_residual,
-        duality_gap=cert.duality_gap,
+        duality_gap=gap,
+        relative_gap=rel,
         margin_lower=float(cert.margin_lower * radius),
         margin_upper=float(cert.margin_upper * radius),
-        n_iter=n_iter,
+        iterations=iterations,
         _n=n,
     )

@@ -1,4 +1,9 @@
-"""Multiclass hard-margin kernel SVM without bias on a multi-output kernel (THEORY §3)."""
+"""Multiclass hard-margin kernel SVM without bias on a multi-output kernel (THEORY §3).
+
+Reported in the norm form of every max-margin result (``docs/results.md``): ``objective`` is
+``||h||``, ``dual`` the multipliers ``mu = a / ||h||`` of ``min ||h||`` under the pair
+constraints; the multipliers ``a`` of ``min 1/2 ||h||^2`` are ``svm_dual``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import numpy as np
 
 from implicitbias._errors import NotSeparableError
 from implicitbias._psd import check_psd, prove_psd
+from implicitbias._status import Status, renamed
 from implicitbias._validation import (
     as_class_labels,
     as_float_array,
@@ -21,7 +27,12 @@ from implicitbias._validation import (
     check_positive,
     fail,
 )
-from implicitbias.kernel_regime._svm_dual import not_separable_error, support_of
+from implicitbias.kernel_regime._svm_dual import (
+    SVMSolver,
+    norm_form,
+    not_separable_error,
+    support_of,
+)
 from implicitbias.kernel_regime.kernel_svm import _solve_certified
 
 __all__ = ["MulticlassKernelSVMResult", "multiclass_kernel_svm"]
@@ -37,7 +48,13 @@ class MulticlassKernelSVMResult:
     Attributes
     ----------
     dual : ndarray, shape (n, C)
-        Multipliers ``a_ij >= 0`` of the pair constraints; ``dual[i, y_i] = 0``.
+        Norm-form multipliers ``mu_ij = a_ij / ||h|| >= 0`` of the pair constraints of
+        ``min ||h||``, rescaled to be exactly dual feasible
+        (``||sum_ij mu_ij (phi_{y_i}(x_i) - phi_j(x_i))|| <= 1``); ``dual[i, y_i] = 0`` and
+        ``sum(mu) = dual_objective``.
+    svm_dual : ndarray, shape (n, C)
+        Multipliers ``a_ij >= 0`` of ``min 1/2 ||h||^2`` (``||h||^2 = sum(a)`` at the
+        optimum); ``svm_dual[i, y_i] = 0``.
     coef : ndarray, shape (n, C)
         Expansion ``h = sum_{i,c} coef[i, c] phi_c(x_i)``: ``coef[i, y_i] = sum_j a_ij``,
         ``coef[i, j] = -a_ij``.
@@ -46,31 +63,41 @@ class MulticlassKernelSVMResult:
     norm : float
         ``||h||``.
     objective : float
-        ``1/2 ||h||^2``.
+        ``||h||`` rescaled to exact feasibility (``||h|| / min`` of the pair scores), an upper
+        bound on the optimal norm.
+    dual_objective : float
+        ``sum(dual)``, a lower bound on the optimal norm.
     support : ndarray of int, shape (s, 2)
         Pairs ``(i, j)`` with ``a_ij > 0``.
-    status, solver, solve_time, max_violation, kkt_residual, duality_gap, margin_lower,
-    margin_upper, n_iter
+    status, solver, solve_time, max_violation, kkt_residual, duality_gap, relative_gap,
+    margin_lower, margin_upper, iterations
         As in :class:`~implicitbias.KernelSVMResult`, for the pair constraints.
+    n_iter : int
+        Deprecated alias of ``iterations`` (since 0.2, removed in 0.3).
     """
 
     dual: np.ndarray
+    svm_dual: np.ndarray
     coef: np.ndarray
     margin: float
     norm: float
     objective: float
+    dual_objective: float
     support: np.ndarray
-    status: str
+    status: Status
     solver: str
     solve_time: float
     max_violation: float
     kkt_residual: float
     duality_gap: float
+    relative_gap: float
     margin_lower: float
     margin_upper: float
-    n_iter: int = 0
+    iterations: int = 0
     _n: int = field(default=0, repr=False)
     _c: int = field(default=0, repr=False)
+
+    n_iter = renamed("iterations")
 
     def decision_function(self, K_full_new_train: Any) -> np.ndarray:
         """Scores ``<phi_c(x), h>`` for each new point and class.
@@ -107,7 +134,7 @@ def multiclass_kernel_svm(
     y: Any,
     *,
     n_classes: int | None = None,
-    solver: str = "auto",
+    solver: SVMSolver = "auto",
     tol: float = 1e-9,
     cvxpy_solver: str | None = None,
     fallback: bool = True,
@@ -133,7 +160,8 @@ def multiclass_kernel_svm(
     ======================================  ======================  ============
     :math:`K_{(i,a),(j,b)}` (index i*C+a)   ``K_full``              (n*C, n*C)
     :math:`y_i \in \{0..C-1\}`              ``y``                   (n,)
-    :math:`a_{ij}`                          ``result.dual``         (n, C)
+    :math:`a_{ij}`                          ``result.svm_dual``     (n, C)
+    :math:`\mu_{ij} = a_{ij}/\|h\|`          ``result.dual``         (n, C)
     ======================================  ======================  ============
 
     Parameters
@@ -143,7 +171,7 @@ def multiclass_kernel_svm(
         Checked up front on every route exactly as ``K`` in :func:`~implicitbias.kernel_svm`
         (``lambda_min >= -max(1e-6, N eps32) max_i K_ii`` with ``N = n*C``; proved by a
         factorization for ``N <= 2048``, screened above). The answer is invariant
-        under ``K_full -> c K_full`` (``dual ~ 1/c``, ``margin ~ sqrt(c)``): the dual is solved
+        under ``K_full -> c K_full`` (``svm_dual ~ 1/c``, ``margin ~ sqrt(c)``): the dual is solved
         with its matrix normalized to unit diagonal maximum and mapped back.
     y : array_like of int, shape (n,)
         Class labels in {0, ..., C-1}.
@@ -183,7 +211,7 @@ def multiclass_kernel_svm(
     >>> import implicitbias as ib
     >>> # one point, 3 classes, orthonormal class features: h = (2, -1, -1)/3 direction
     >>> res = ib.multiclass_kernel_svm(np.eye(3), np.array([0]))
-    >>> np.round(res.dual, 6)
+    >>> np.round(res.svm_dual, 6)
     array([[0.      , 0.333333, 0.333333]])
     >>> round(res.margin, 6)  # 1/||h||, ||h||^2 = sum(a) = 2/3
     1.224745
@@ -254,7 +282,7 @@ def multiclass_kernel_svm(
         prove_psd(Kf, _FUNC, "K_full", psd)
 
     try:
-        a, cert, status, name, n_iter, route = _solve_certified(
+        a, cert, status, name, iterations, route = _solve_certified(
             M,
             func=_FUNC,
             solver=solver,
@@ -272,28 +300,30 @@ def multiclass_kernel_svm(
     sup = np.flatnonzero(a > 0) if route == "active-set" else support_of(a, M)
     s_n = float(np.sum(a))
     norm_n = cert.margin_upper * s_n  # sqrt(a^T M a), as certify computed it
-    a = a / scale
-    dual = np.zeros((n, C))
-    dual[pi, pj] = a
-    coef = -dual.copy()
-    coef[np.arange(n), yv] = dual.sum(axis=1)
+    objective, mu, dual_objective, gap, rel = norm_form(cert, a, radius)
+    svm_dual = certificate_shape(a / scale)
+    coef = -svm_dual.copy()
+    coef[np.arange(n), yv] = svm_dual.sum(axis=1)
     norm = float(norm_n / radius)
     return MulticlassKernelSVMResult(
-        dual=dual,
+        dual=certificate_shape(mu),
+        svm_dual=svm_dual,
         coef=coef,
         margin=1.0 / norm,
         norm=norm,
-        objective=0.5 * s_n / scale,
+        objective=objective,
+        dual_objective=dual_objective,
         support=np.stack([pi[sup], pj[sup]], axis=1),
         status=status,
         solver=name,
         solve_time=time.perf_counter() - t0,
         max_violation=cert.max_violation,
         kkt_residual=cert.kkt_residual,
-        duality_gap=cert.duality_gap,
+        duality_gap=gap,
+        relative_gap=rel,
         margin_lower=float(cert.margin_lower * radius),
         margin_upper=float(cert.margin_upper * radius),
-        n_iter=n_iter,
+        iterations=iterations,
         _n=n,
         _c=C,
     )

@@ -2,8 +2,9 @@ r"""The empirical neural tangent kernel K(x, x') = ⟨∇_θ f(θ; x), ∇_θ f(
 
 Three routes compute the same matrix, θ being the *trainable* parameters (``requires_grad``):
 
-* ``"closed_form"`` for the models whose gradient is known by hand (:class:`DiagonalNet`,
-  :class:`MatrixFactorization`, :class:`QuadraticNet`);
+* ``"closed_form"`` for the models whose gradient is known by hand: those that declare a
+  ``closed_form_ntk`` method (:class:`DiagonalNet`, :class:`MatrixFactorization`,
+  :class:`QuadraticNet`; see :mod:`implicitbias.models.capabilities`);
 * ``"structured"`` for networks of ``nn.Linear`` (and ``nn.Conv2d``) layers with pointwise
   piecewise-linear activations: per linear layer, K gets (A Aᵀ) ⊙ (Δ Δᵀ) from the layer
   inputs A and the back-propagated output gradients Δ = ∂f/∂z, so no per-example gradient of
@@ -19,13 +20,15 @@ row); otherwise ``method="auto"`` takes the Jacobian route and says why in a DEB
 ``"implicitbias.kernel_regime.ntk"`` logger, and an explicit ``method`` raises.
 
 A :class:`Symmetrized` model g(θ₁; x) − g(θ₂; x) has disjoint parameter sets, so its kernel is
-the sum of the kernels of its two copies, each computed by its own best route.
+the sum of the kernels of its two copies (its ``ntk_parts``), each computed by its own best
+route. The routes never test a model's class: they ask the model through the capability
+protocol (:mod:`implicitbias.models.capabilities`).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -37,20 +40,18 @@ from implicitbias.kernel_regime._chain import (
     module_problem,
     verified_chain,
 )
-from implicitbias.kernel_regime._closed_forms import CLOSED_FORMS
 from implicitbias.kernel_regime._jacobian import jacobian_route
 from implicitbias.kernel_regime._route import LOG, _Route, _Unsupported
 from implicitbias.kernel_regime._structured import structured_route
-from implicitbias.models.diagonal_net import DiagonalNet
+from implicitbias.models.capabilities import check_input, closed_form_ntk, input_spec, ntk_parts
 from implicitbias.models.homogeneous import Homogeneous
-from implicitbias.models.matrix_factorization import MatrixFactorization, QuadraticNet
-from implicitbias.models.mlp import HomogeneousMLP
-from implicitbias.models.symmetrized import Symmetrized
 
 __all__ = ["empirical_ntk"]
 
 _FUNC = "empirical_ntk"
-_METHODS = ("auto", "closed_form", "structured", "jacobian")
+#: The routes of :func:`empirical_ntk` (its ``method`` argument).
+NTKMethod = Literal["auto", "closed_form", "structured", "jacobian"]
+_METHODS: tuple[str, ...] = get_args(NTKMethod)
 # Default memory budgets (bytes): per-example features (Jacobian rows, or layer inputs and
 # output gradients) alive at a time, and the temporaries of one contraction block.
 _FEATURE_BYTES = 2**30
@@ -60,37 +61,9 @@ _BLOCK_BYTES = 256 * 2**20
 # ---------------------------------------------------------------------------------------------
 # Input checks
 # ---------------------------------------------------------------------------------------------
-def _input_shape_hint(model: nn.Module) -> str | None:
-    """The expected input shape of the built-in models, for error messages."""
-    if isinstance(model, Symmetrized):
-        return _input_shape_hint(model.positive)
-    if isinstance(model, DiagonalNet):
-        return f"a float tensor of shape (n, {model.d})"
-    if isinstance(model, HomogeneousMLP):
-        return f"a float tensor of shape (n, {model.d_in})"
-    if isinstance(model, MatrixFactorization):
-        return f"an integer tensor of index pairs of shape (n, 2) with entries in [0, {model.d})"
-    if isinstance(model, QuadraticNet):
-        return f"a float tensor of shape (n, {model.d}) or (n, 2, {model.d})"
-    return None
-
-
-def _check_index_pairs(model: nn.Module, X: torch.Tensor, arg: str) -> None:
-    """Index-pair inputs of a MatrixFactorization must be in range (negative ones would wrap)."""
-    if isinstance(model, Symmetrized):
-        _check_index_pairs(model.positive, X, arg)
-        return
-    if isinstance(model, MatrixFactorization):
-        expect = _input_shape_hint(model)
-        if X.is_floating_point() or X.ndim != 2 or X.shape[1] != 2:
-            raise fail(_FUNC, arg, expect, describe(X))
-        lo, hi = int(X.min()), int(X.max())
-        if lo < 0 or hi >= model.d:
-            raise fail(_FUNC, arg, expect, f"entries in [{lo}, {hi}]")
-
-
 def _prepare(h: Homogeneous, X1: Any, X2: Any) -> tuple[torch.Tensor, torch.Tensor | None, int]:
-    """Validate both inputs; return them (in the model's dtype) and the number of outputs C."""
+    """Validate both inputs (the library's input rule, then the model's own ``check_input``);
+    return them (in the model's dtype) and the number of outputs C."""
     X1 = h.prepare_input(X1, func=_FUNC, arg="X1")
     if X2 is not None:
         X2 = h.prepare_input(X2, func=_FUNC, arg="X2")
@@ -103,15 +76,14 @@ def _prepare(h: Homogeneous, X1: Any, X2: Any) -> tuple[torch.Tensor, torch.Tens
                 describe(X2),
             )
     model = h.model
-    _check_index_pairs(model, X1, "X1")
+    check_input(model, X1, func=_FUNC, arg="X1")
     if X2 is not None:
-        _check_index_pairs(model, X2, "X2")
-    hint = _input_shape_hint(model)
+        check_input(model, X2, func=_FUNC, arg="X2")
     try:
         with torch.no_grad():
             out = model(X1[:1])
     except Exception as exc:  # the model rejects the input: say which argument
-        expect = hint or "inputs the model accepts"
+        expect = input_spec(model) or "inputs the model accepts"
         raise fail(_FUNC, "X1", expect, describe(X1), f"The model raised: {exc}") from exc
     if not isinstance(out, torch.Tensor):
         raise fail_type(_FUNC, "model", "a module whose forward returns a tensor", out)
@@ -159,7 +131,7 @@ def _blocked_kernel(
     mirrored.
     """
     symmetric = X2 is None
-    Xc = X1 if symmetric else X2
+    Xc = X1 if X2 is None else X2
     n1, n2 = X1.shape[0], Xc.shape[0]
     c = C if full else 1
     per_row = max(1, route.bytes_per_row)
@@ -211,16 +183,25 @@ def _blocked_kernel(
 # ---------------------------------------------------------------------------------------------
 # Dispatch
 # ---------------------------------------------------------------------------------------------
-def _disjoint(a: nn.Module, b: nn.Module) -> bool:
-    ids = {id(p) for p in a.parameters()}
-    return not any(id(p) in ids for p in b.parameters())
+def _disjoint(parts: dict[str, nn.Module]) -> bool:
+    """No parameter tensor is shared between two of the parts."""
+    seen: set[int] = set()
+    for part in parts.values():
+        ids = {id(p) for p in part.parameters()}
+        if ids & seen:
+            return False
+        seen |= ids
+    return True
 
 
 def _trainable(module: nn.Module) -> bool:
     return any(p.requires_grad for p in module.parameters())
 
 
-def _closed_form_problem(model: nn.Module) -> str | None:
+def _closed_form_problem(model: nn.Module, C: int) -> str | None:
+    """Why a declared closed form may not be the model's kernel, or ``None``."""
+    if C != 1:  # a closed form is the kernel of a single output
+        return f"the model has {C} outputs (a closed form is declared for a single output)"
     problem = hook_problem(model, module_names(model))
     if problem is None:
         seen: dict[int, str] = {}
@@ -276,7 +257,7 @@ def _accumulate(
     X2: torch.Tensor | None,
     C: int,
     full: bool,
-    method: str,
+    method: NTKMethod,
     chunk_size: int | None,
     out: torch.Tensor,
     routes: list[str],
@@ -286,28 +267,29 @@ def _accumulate(
     if not _trainable(model):
         return
     kind = f"{label} ({type(model).__name__})"
-    if type(model) is Symmetrized:
+    parts = ntk_parts(model)
+    if parts is not None:
         problem = module_problem(model, label)  # the parts are checked on their own
-        if problem is None and _disjoint(model.positive, model.negative):
-            for name in ("positive", "negative"):
-                part = getattr(model, name)
+        if problem is None and _disjoint(parts):
+            for name, part in parts.items():
                 _accumulate(
                     part, X1, X2, C, full, method, chunk_size, out, routes, f"{label}.{name}"
                 )
             return
         if method in ("closed_form", "structured"):
+            what = "two copies" if len(parts) == 2 else f"{len(parts)} parts"
             raise _Unsupported(
-                problem or "the two copies of the Symmetrized model share parameters"
+                problem or f"the {what} of the {type(model).__name__} model share parameters"
             )
     if method in ("auto", "closed_form"):
-        closed = CLOSED_FORMS.get(type(model))
-        problem = None if closed is None else _closed_form_problem(model)
+        closed = closed_form_ntk(model, func=_FUNC)
+        problem = None if closed is None else _closed_form_problem(model, C)
         if closed is not None and problem is None:
             # single-output models (full == trace); rows in chunks bound the n1 × n2 temporaries
             Xb = X1 if X2 is None else X2
             rows = chunk_size or max(1, _BLOCK_BYTES // (8 * out.element_size() * Xb.shape[0]))
             for r in range(0, X1.shape[0], rows):
-                out[r : r + rows] += closed(model, X1[r : r + rows], Xb)
+                out[r : r + rows] += closed(X1[r : r + rows], Xb)
             routes.append("closed_form")
             LOG.debug("empirical_ntk: closed-form route for %s", kind)
             return
@@ -347,7 +329,7 @@ def empirical_ntk(
     X2: torch.Tensor | None = None,
     *,
     chunk_size: int | None = None,
-    method: str = "auto",
+    method: NTKMethod = "auto",
     trace: bool = False,
 ) -> torch.Tensor:
     r"""Empirical neural tangent kernel of a model at its current parameters.

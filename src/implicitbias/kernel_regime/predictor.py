@@ -6,7 +6,7 @@ import copy
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 import numpy as np
 import torch
@@ -22,12 +22,14 @@ from implicitbias._validation import (
     fail,
     fail_type,
 )
-from implicitbias.kernel_regime.ntk import empirical_ntk
-from implicitbias.models.homogeneous import Homogeneous
+from implicitbias.kernel_regime.ntk import NTKMethod, empirical_ntk
+from implicitbias.models import check_input, prepare_input
 
 __all__ = ["NTKPredictor", "ntk_predictor"]
 
-_TASKS = ("classification", "regression", "multiclass")
+#: The problems :func:`ntk_predictor` solves (its ``task`` argument).
+NTKTask = Literal["classification", "regression", "multiclass"]
+_TASKS: tuple[str, ...] = get_args(NTKTask)
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class NTKPredictor:
         The ``empirical_ntk`` route used for new kernels.
     """
 
-    task: str
+    task: NTKTask
     coef: np.ndarray
     norm: float
     margin: float | None
@@ -72,7 +74,7 @@ class NTKPredictor:
     solution: Any
     X_train: torch.Tensor
     model: nn.Module = field(repr=False)
-    method: str = "auto"
+    method: NTKMethod = "auto"
     chunk_size: int | None = None
 
     @property
@@ -83,9 +85,7 @@ class NTKPredictor:
     def cross_kernel(self, X_new: torch.Tensor) -> torch.Tensor:
         """``K(X_new, X_train)``: shape ``(m, n)``, or ``(m·C, n·C)`` for multiclass."""
         func = "NTKPredictor.decision_function"
-        h = self.model if isinstance(self.model, Homogeneous) else None
-        h = h or Homogeneous(self.model, degree=1, check=False)
-        X_new = h.prepare_input(X_new, func=func, arg="X_new")
+        X_new = prepare_input(self.model, X_new, func=func, arg="X_new")
         if X_new.shape[1:] != self.X_train.shape[1:]:
             raise fail(
                 func,
@@ -94,6 +94,7 @@ class NTKPredictor:
                 "training inputs",
                 describe(X_new),
             )
+        check_input(self.model, X_new, func=func, arg="X_new")  # e.g. index pairs in range
         return empirical_ntk(
             self.model, X_new, self.X_train, method=self.method, chunk_size=self.chunk_size
         )
@@ -136,7 +137,7 @@ class NTKPredictor:
         return values
 
 
-def _checked_norm(squared: float) -> float:
+def _checked_norm(squared: float | np.floating | np.ndarray) -> float:
     """‖h*‖ from ‖h*‖²; a zero or non-finite norm means the solver returned no classifier."""
     norm = float(np.sqrt(max(float(squared), 0.0)))
     if not np.isfinite(norm) or norm == 0.0:
@@ -149,7 +150,7 @@ def _multiclass_coef(solution: Any, y: np.ndarray, n: int, C: int) -> np.ndarray
     coef = getattr(solution, "coef", None)
     if coef is not None:
         return np.asarray(coef, dtype=np.float64).reshape(n, C)
-    mu = np.asarray(solution.dual, dtype=np.float64).reshape(n, C)
+    mu = np.asarray(solution.svm_dual, dtype=np.float64).reshape(n, C)
     # h = Σ_{i, j ≠ y_i} μ_ij (φ_{y_i}(x_i) − φ_j(x_i))
     mu = mu.copy()
     mu[np.arange(n), y] = 0.0
@@ -158,7 +159,7 @@ def _multiclass_coef(solution: Any, y: np.ndarray, n: int, C: int) -> np.ndarray
     return out
 
 
-def _solver_for(task: str) -> Callable[..., Any]:
+def _solver_for(task: NTKTask) -> Callable[..., Any]:
     """The kernel solver of a task: ``solver(K, y, **solver_options)``."""
     if task == "classification":
         from implicitbias.kernel_regime.kernel_svm import kernel_svm
@@ -170,10 +171,12 @@ def _solver_for(task: str) -> Callable[..., Any]:
         return kernel_regression
     import implicitbias.kernel_regime as kr
 
-    multiclass_kernel_svm = getattr(kr, "multiclass_kernel_svm", None)
-    if multiclass_kernel_svm is None:  # pragma: no cover - depends on the solver module
+    solver = getattr(kr, "multiclass_kernel_svm", None)
+    if solver is None:  # pragma: no cover - depends on the solver module
         from implicitbias.kernel_regime.multiclass_svm import multiclass_kernel_svm
-    return multiclass_kernel_svm
+
+        solver = multiclass_kernel_svm
+    return cast("Callable[..., Any]", solver)
 
 
 def _check_solver_options(options: dict[str, Any], solver: Callable[..., Any], func: str) -> None:
@@ -200,8 +203,8 @@ def ntk_predictor(
     X: torch.Tensor,
     y: Any,
     *,
-    task: str = "classification",
-    method: str = "auto",
+    task: NTKTask = "classification",
+    method: NTKMethod = "auto",
     chunk_size: int | None = None,
     solver_options: dict[str, Any] | None = None,
 ) -> NTKPredictor:
@@ -307,12 +310,8 @@ def ntk_predictor(
         labels = as_class_labels(y, func, "y", n=n)
     with torch.no_grad():
         snapshot = copy.deepcopy(model)
-    h = (
-        snapshot
-        if isinstance(snapshot, Homogeneous)
-        else Homogeneous(snapshot, degree=1, check=False)
-    )
-    X = h.prepare_input(X, func=func)
+    X = prepare_input(snapshot, X, func=func)
+    check_input(snapshot, X, func=func, arg="X")  # the model's own check (index pairs in range)
     K = empirical_ntk(snapshot, X, method=method, chunk_size=chunk_size)
     C = K.shape[0] // n
     Kn = K.detach().to("cpu", torch.float64).numpy()
@@ -327,14 +326,14 @@ def ntk_predictor(
     margin: float | None
     if task == "classification":
         solution = solver(Kn, labels, **options)
-        coef = np.asarray(solution.dual, dtype=np.float64) * labels
+        coef = np.asarray(solution.coef, dtype=np.float64).reshape(n)
         scores = Kn @ coef
         norm = _checked_norm(coef @ scores)
         margin = float(np.min(labels * scores)) / norm
     elif task == "regression":
         solution = solver(Kn, labels, **options)
         coef = np.asarray(solution.coef, dtype=np.float64).reshape(n)
-        norm = float(np.sqrt(max(coef @ (Kn @ coef), 0.0)))
+        norm = float(np.sqrt(max(float(coef @ (Kn @ coef)), 0.0)))
         margin = None
     else:
         if C < 2:

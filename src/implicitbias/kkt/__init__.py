@@ -3,6 +3,12 @@
 See THEORY §3: a trained classifier is rescaled to the feasible point θ̃ = θ / q_min^{1/L}
 and checked against the KKT conditions of min ½‖θ‖² s.t. y_i f(θ; x_i) ≥ 1, with the
 multipliers found from the NTK alone (Euler's identity), never from the n × p Jacobian.
+
+Modules: ``margins`` (validation, margins, normalized/smoothed margin), ``report``
+(:class:`KKTReport`), ``residuals`` (:func:`kkt_residuals`, the orchestration), ``_epsilon``
+(NTK, ε by the Gram form or directly), ``_classification`` / ``_regression`` (the multipliers of
+each task), ``certificates`` (the convex certificates a model declares through its
+``convex_surrogate``), ``nnls`` (the Gram NNLS).
 """
 
 from implicitbias.kkt.margins import normalized_margin, smoothed_margin

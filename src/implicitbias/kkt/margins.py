@@ -9,7 +9,7 @@ margins :math:`q_{ij} = f_{y_i} - f_j`. Both are ``L``-homogeneous in θ.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -31,6 +31,10 @@ from implicitbias.models.homogeneous import Homogeneous
 
 __all__ = ["normalized_margin", "smoothed_margin"]
 
+#: The ``task=`` option of the KKT check (also the task a :class:`_Setup` resolved).
+TaskOption = Literal["classification", "regression", "multiclass"]
+#: The loss of a smoothed margin.
+MarginLoss = Literal["exponential", "logistic"]
 _TASKS = ("classification", "regression", "multiclass")
 
 
@@ -41,7 +45,7 @@ class _Setup:
     h: Homogeneous
     X: torch.Tensor
     y: np.ndarray  # ±1 floats, int classes, or float targets
-    task: str
+    task: TaskOption
     n: int
     C: int
     L: float
@@ -81,7 +85,7 @@ def _outputs(h: Homogeneous, theta: torch.Tensor, X: torch.Tensor, chunk: int = 
 
 
 def _prepare(
-    model: Any, X: Any, y: Any, func: str, *, task: str | None, degree: Any = None
+    model: Any, X: Any, y: Any, func: str, *, task: TaskOption | None, degree: Any = None
 ) -> _Setup:
     if task is not None:
         check_choice(task, func, "task", _TASKS)
@@ -207,7 +211,7 @@ def _logistic_inverse_from_log(log_v: float) -> float:
     return -float(np.log(np.expm1(v)))
 
 
-def _smoothed(s: _Setup, loss: str) -> float:
+def _smoothed(s: _Setup, loss: MarginLoss) -> float:
     """Smoothed margin with the summed loss, ``ℓ⁻¹(Σ ℓ) / ‖θ‖^L`` (see smoothed_margin)."""
     if s.task == "multiclass":
         q = _pair_margins(s.outputs, s.y)
@@ -297,7 +301,7 @@ def smoothed_margin(
     X: torch.Tensor,
     y: Any,
     *,
-    loss: str = "exponential",
+    loss: MarginLoss = "exponential",
     degree: int | float | None = None,
 ) -> float:
     r"""Smoothed margin :math:`\tilde\gamma(\theta) = \ell^{-1}(\sum_i \ell(q_i)) / \lVert\theta\rVert^L`.

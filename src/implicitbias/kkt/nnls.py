@@ -4,7 +4,7 @@ The smallest-ε certificate of a KKT point, ``min_{μ ≥ 0} ‖θ̃ − G μ‖
 (an NTK) and ``b = Gᵀθ̃`` (the margins, by Euler's identity), so it is solved here as the
 bound-constrained quadratic program ``min_{μ ≥ 0} ½ μᵀQμ − bᵀμ`` on ``n`` variables, never
 touching the ``p``-dimensional vectors. The Lawson--Hanson loop itself lives in
-:mod:`implicitbias._nonneg_qp` (shared with the kernel SVM solvers); ``_lawson_hanson_gram`` is
+:mod:`implicitbias._lawson_hanson` (shared with the kernel SVM solvers); ``_lawson_hanson_gram`` is
 its name here.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from implicitbias._blas import blas_single_thread
 from implicitbias._errors import SolverError
-from implicitbias._nonneg_qp import blas_single_thread
-from implicitbias._nonneg_qp import lawson_hanson as _lawson_hanson_gram
+from implicitbias._lawson_hanson import lawson_hanson as _lawson_hanson_gram
 from implicitbias._validation import as_float_array, as_kernel_matrix, check_int, fail
 
 __all__ = ["GramNNLSResult", "nnls_gram"]

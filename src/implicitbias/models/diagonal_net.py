@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import nn
@@ -15,8 +16,11 @@ from implicitbias._validation import (
     check_positive,
     check_scale_fits,
 )
+from implicitbias.models.capabilities import Task
 
 __all__ = ["DiagonalNet"]
+
+AlphaMode = Literal["scale", "norm"]
 
 
 class DiagonalNet(nn.Module):
@@ -67,7 +71,7 @@ class DiagonalNet(nn.Module):
         *,
         depth: int = 2,
         alpha: float = 1.0,
-        alpha_mode: str = "scale",
+        alpha_mode: AlphaMode = "scale",
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
@@ -99,7 +103,29 @@ class DiagonalNet(nn.Module):
         check_model_input(x, "DiagonalNet", "x", f"(n, {self.d})", ok, self.u.dtype)
         return x @ self.w
 
-    def convex_surrogate(self, task: str) -> str | None:
+    def input_spec(self) -> str:
+        """The expected inputs, in words (capability protocol)."""
+        return f"a float tensor of shape (n, {self.d})"
+
+    def closed_form_ntk(self, X1: torch.Tensor, X2: torch.Tensor | None = None) -> torch.Tensor:
+        r"""The exact NTK block ``K(X1, X2)`` (``X2 = X1`` when omitted), shape ``(n1, n2)``.
+
+        ``∇_u f = D u^{D−1} ⊙ x`` and ``∇_v f = −D v^{D−1} ⊙ x``, so
+        ``K(x, x') = Σ_k D² (u_k^{2D−2} + v_k^{2D−2}) x_k x'_k``, summed over the trainable
+        factors only (``requires_grad``). Valid for this class's own forward (no hook,
+        parametrization or shared factor: :func:`~implicitbias.empirical_ntk` checks).
+        """
+        D = self.depth
+        u, v = self.u.detach(), self.v.detach()
+        weight = torch.zeros_like(u)
+        if self.u.requires_grad:
+            weight += D**2 * u ** (2 * D - 2)
+        if self.v.requires_grad:
+            weight += D**2 * v ** (2 * D - 2)
+        Xb = X2 if X2 is not None else X1
+        return (X1 * weight) @ Xb.T
+
+    def convex_surrogate(self, task: Task) -> str | None:
         """The convex problem whose solutions are this model's KKT points (THEORY §5).
 
         Depth 2 only (``w = u² − v²``): ``"l1_max_margin"`` for classification and

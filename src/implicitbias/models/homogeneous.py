@@ -221,7 +221,7 @@ class Homogeneous(nn.Module):
             model = model.model
         if not isinstance(model, nn.Module):
             raise fail_type(func, "model", "a torch.nn.Module", model)
-        self.model = model
+        self.model: nn.Module = model
         self._names = [n for n, p in model.named_parameters() if p.requires_grad]
         if not self._names:
             raise fail(func, "model", "a module with trainable parameters", "a module with none")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -12,11 +14,15 @@ from implicitbias._validation import (
     check_model_input,
     check_positive,
     check_scale_fits,
+    describe,
     fail,
     fail_type,
 )
+from implicitbias.models.capabilities import Task
 
 __all__ = ["MatrixFactorization", "QuadraticNet"]
+
+QuadraticInit = Literal["symmetric", "identity"]
 
 
 class MatrixFactorization(nn.Module):
@@ -99,7 +105,45 @@ class MatrixFactorization(nn.Module):
         i, j = idx[:, 0], idx[:, 1]
         return (self.U[i] * self.U[j]).sum(-1) - (self.V[i] * self.V[j]).sum(-1)
 
-    def convex_surrogate(self, task: str) -> str | None:
+    def input_spec(self) -> str:
+        """The expected inputs, in words (capability protocol)."""
+        return f"an integer tensor of index pairs of shape (n, 2) with entries in [0, {self.d})"
+
+    def check_input(self, X: torch.Tensor, *, func: str, arg: str = "X") -> None:
+        """Index pairs must be an integer ``(n, 2)`` tensor in range (a negative index would
+        wrap around silently in the library's vectorized routes); raise naming ``func``/``arg``."""
+        expect = self.input_spec()
+        if X.is_floating_point() or X.ndim != 2 or X.shape[1] != 2:
+            raise fail(func, arg, expect, describe(X))
+        if X.numel():
+            lo, hi = int(X.min()), int(X.max())
+            if lo < 0 or hi >= self.d:
+                raise fail(func, arg, expect, f"entries in [{lo}, {hi}]")
+
+    def closed_form_ntk(self, X1: torch.Tensor, X2: torch.Tensor | None = None) -> torch.Tensor:
+        r"""The exact NTK block ``K(X1, X2)`` of index pairs (``X2 = X1`` when omitted).
+
+        ``∂W_ij/∂U = e_i (Uᵀe_j)ᵀ + e_j (Uᵀe_i)ᵀ``, so with ``G = UUᵀ`` the kernel of the
+        pairs ``(i, j)`` and ``(k, m)`` is ``[i=k] G_jm + [i=m] G_jk + [j=k] G_im + [j=m] G_ik``
+        (and the same for V), summed over the trainable factors only. Valid for this class's
+        own forward (checked by :func:`~implicitbias.empirical_ntk`).
+        """
+        Xb = X2 if X2 is not None else X1
+        i, j = X1[:, 0].long(), X1[:, 1].long()
+        k, m = Xb[:, 0].long(), Xb[:, 1].long()
+        K = torch.zeros((X1.shape[0], Xb.shape[0]), dtype=self.U.dtype, device=self.U.device)
+        for P in (self.U, self.V):
+            if not P.requires_grad:
+                continue
+            G = P.detach() @ P.detach().T
+            eq_ik = (i[:, None] == k[None, :]).to(G.dtype)
+            eq_im = (i[:, None] == m[None, :]).to(G.dtype)
+            eq_jk = (j[:, None] == k[None, :]).to(G.dtype)
+            eq_jm = (j[:, None] == m[None, :]).to(G.dtype)
+            K += eq_ik * G[j][:, m] + eq_im * G[j][:, k] + eq_jk * G[i][:, m] + eq_jm * G[i][:, k]
+        return K
+
+    def convex_surrogate(self, task: Task) -> str | None:
         """The convex problem whose solutions are this model's KKT points (THEORY §5).
 
         ``"min_nuclear_norm"`` (minimum nuclear-norm completion) for regression, else ``None``.
@@ -146,7 +190,7 @@ class QuadraticNet(nn.Module):
         d: int,
         width: int,
         *,
-        init: str = "symmetric",
+        init: QuadraticInit = "symmetric",
         alpha: float = 1.0,
         seed: int | None = None,
         dtype: torch.dtype | None = None,
@@ -198,6 +242,34 @@ class QuadraticNet(nn.Module):
         else:
             a, b = x[:, 0], x[:, 1]
         return ((a @ self.U) * (b @ self.U)).sum(-1) - ((a @ self.V) * (b @ self.V)).sum(-1)
+
+    def input_spec(self) -> str:
+        """The expected inputs, in words (capability protocol)."""
+        return f"a float tensor of shape (n, {self.d}) or (n, 2, {self.d})"
+
+    def closed_form_ntk(self, X1: torch.Tensor, X2: torch.Tensor | None = None) -> torch.Tensor:
+        r"""The exact NTK block ``K(X1, X2)`` (``X2 = X1`` when omitted), shape ``(n1, n2)``.
+
+        For the bilinear form ``f = aᵀ(UUᵀ − VVᵀ)b`` (``a = b = x`` for ``(n, d)`` inputs),
+        ``∂f/∂U = a (Uᵀb)ᵀ + b (Uᵀa)ᵀ``; the kernel sums the four cross terms of two such
+        gradients, over the trainable factors only. Valid for this class's own forward
+        (checked by :func:`~implicitbias.empirical_ntk`).
+        """
+
+        def pair(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return (X, X) if X.ndim == 2 else (X[:, 0], X[:, 1])
+
+        a1, b1 = pair(X1)
+        a2, b2 = pair(X2 if X2 is not None else X1)
+        K = torch.zeros((a1.shape[0], a2.shape[0]), dtype=a1.dtype, device=a1.device)
+        for param in (self.U, self.V):
+            if not param.requires_grad:
+                continue
+            P = param.detach()
+            p1, q1, p2, q2 = b1 @ P, a1 @ P, b2 @ P, a2 @ P
+            K += (a1 @ a2.T) * (p1 @ p2.T) + (a1 @ b2.T) * (p1 @ q2.T)
+            K += (b1 @ a2.T) * (q1 @ p2.T) + (b1 @ b2.T) * (q1 @ q2.T)
+        return K
 
     def extra_repr(self) -> str:
         return f"d={self.d}, width={self.width}"

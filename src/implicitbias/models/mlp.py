@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -16,6 +17,8 @@ from implicitbias._validation import (
 )
 
 __all__ = ["HomogeneousMLP"]
+
+Activation = Literal["relu", "linear"]
 
 
 class HomogeneousMLP(nn.Module):
@@ -72,7 +75,7 @@ class HomogeneousMLP(nn.Module):
         d_out: int = 1,
         *,
         first_layer_bias: bool = False,
-        activation: str = "relu",
+        activation: Activation = "relu",
         seed: int | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
@@ -124,6 +127,10 @@ class HomogeneousMLP(nn.Module):
             h = self._act(layer(h))
         out = self.layers[-1](h)
         return out.squeeze(-1) if self.d_out == 1 else out
+
+    def input_spec(self) -> str:
+        """The expected inputs, in words (capability protocol)."""
+        return f"a float tensor of shape (n, {self.d_in})"
 
     def extra_repr(self) -> str:
         return f"degree={self.degree}, first_layer_bias={self.first_layer_bias}"

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from implicitbias._validation import fail_type
+from implicitbias.models.capabilities import check_input, input_spec
 
 __all__ = ["Symmetrized"]
 
@@ -39,3 +40,17 @@ class Symmetrized(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.positive(x) - self.negative(x)
+
+    # The capability protocol (models/capabilities.py): both copies take the same inputs, and
+    # the kernel of g(θ₁) − g(θ₂) is the sum of the copies' kernels when θ₁, θ₂ are disjoint.
+    def input_spec(self) -> str | None:
+        """The inputs of the wrapped model, in words (its own ``input_spec``), or ``None``."""
+        return input_spec(self.positive)
+
+    def check_input(self, X: torch.Tensor, *, func: str, arg: str = "X") -> None:
+        """The wrapped model's own input check (see :func:`~implicitbias.models.check_input`)."""
+        check_input(self.positive, X, func=func, arg=arg)
+
+    def ntk_parts(self) -> dict[str, nn.Module]:
+        """The two copies, whose NTKs sum to this model's when they share no parameter."""
+        return {"positive": self.positive, "negative": self.negative}

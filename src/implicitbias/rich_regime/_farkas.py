@@ -48,7 +48,8 @@ def hull_min_norm(A: np.ndarray) -> tuple[np.ndarray, float]:
     Raises :class:`SolverError` if NNLS returns nothing usable.
     """
     n, d = A.shape
-    R = np.linalg.qr(A.T, mode="r") if d > n else A.T  # ‖Aᵀα‖ = ‖Rα‖
+    # ‖Aᵀα‖ = ‖Rα‖ (mode="r" returns the array R alone)
+    R: np.ndarray = np.asarray(np.linalg.qr(A.T, mode="r")) if d > n else A.T
     m = R.shape[0]
     f = np.zeros(m + 1)
     f[m] = 1.0

@@ -63,6 +63,7 @@ def _solve_once(
     n, d = Z.shape
     w = cp.Variable(d)
     extra = []
+    obj: cp.Expression
     if p == 1.0:
         obj = cp.norm1(w)
     elif p == 2.0:

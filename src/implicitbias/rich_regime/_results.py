@@ -1,4 +1,10 @@
-"""Frozen result records of the rich-regime solvers, and the shared certificate logic."""
+"""Frozen result records of the rich-regime solvers, and the shared certificate logic.
+
+The records use the library's result vocabulary (:mod:`implicitbias._status`,
+``docs/results.md``): ``objective``/``dual``/``dual_objective`` of the norm form of each
+problem, ``duality_gap`` (absolute) and ``relative_gap``, ``max_violation``, ``iterations``,
+``status``, ``solver``, ``solve_time``.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +14,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from implicitbias._errors import InaccurateSolutionWarning, SolverError
+from implicitbias._status import (
+    INACCURATE_GAP,
+    OPTIMAL,
+    OPTIMAL_INACCURATE,
+    SUPPORT_RTOL,
+    Status,
+    renamed,
+)
 
 __all__ = [
     "MaxMarginResult",
     "InterpolationResult",
     "NuclearNormResult",
 ]
-
-#: Relative threshold below which a primal coordinate or a multiplier counts as zero when
-#: reporting ``active_features`` and ``support`` (relative to the largest entry in magnitude).
-SUPPORT_RTOL = 1e-6
-
-#: A solution whose certified relative gap exceeds ``tol`` but not this is returned with
-#: status ``"optimal_inaccurate"`` and an :class:`InaccurateSolutionWarning`; beyond it the
-#: solver raises :class:`SolverError`.
-INACCURATE_RTOL = 1e-3
-
 
 @dataclass(frozen=True)
 class MaxMarginResult:
@@ -50,8 +54,8 @@ class MaxMarginResult:
         Indices of the nonzero coordinates of ``w``.
     p : float
         The norm (``1.0``, ``2.0``, any ``p ≥ 1``, or ``inf``).
-    status : str
-        ``"optimal"`` or ``"optimal_inaccurate"``.
+    status : {"optimal", "optimal_inaccurate"}
+        From the certified relative gap against ``tol``.
     solver : str
         The route actually used, e.g. ``"highs-colgen"``, ``"nnls-ldp"``, ``"cvxpy:CLARABEL"``.
     solve_time : float
@@ -59,7 +63,7 @@ class MaxMarginResult:
     duality_gap : float
         ``norm − dual_objective`` (≥ 0 up to rounding): a certified bound on suboptimality.
     relative_gap : float
-        ``duality_gap / norm``.
+        ``|duality_gap| / norm``.
     max_violation : float
         ``max(0, 1 − min_i y_i ⟨w_raw, x_i⟩)`` of the solver's raw output, before rescaling.
     dual_violation : float
@@ -77,7 +81,7 @@ class MaxMarginResult:
     support: np.ndarray
     active_features: np.ndarray
     p: float
-    status: str
+    status: Status
     solver: str
     solve_time: float
     duality_gap: float
@@ -110,11 +114,13 @@ class InterpolationResult:
     status, solver, solve_time :
         As in :class:`MaxMarginResult`.
     duality_gap, relative_gap : float
-        ``norm − dual_objective`` and its ratio to ``norm``.
-    max_residual : float
+        ``norm − dual_objective`` and its magnitude relative to ``norm``.
+    max_violation : float
         ``max_i |⟨w, x_i⟩ − y_i|``.
     iterations : int
-        Column-generation rounds, or 0.
+        Simplex iterations (ℓ1), or 0 (ℓ2, a direct solve).
+    max_residual : float
+        Deprecated alias of ``max_violation`` (since 0.2, removed in 0.3).
     """
 
     w: np.ndarray
@@ -124,13 +130,15 @@ class InterpolationResult:
     dual_objective: float
     active_features: np.ndarray
     p: float
-    status: str
+    status: Status
     solver: str
     solve_time: float
     duality_gap: float
     relative_gap: float
-    max_residual: float
+    max_violation: float
     iterations: int = 0
+
+    max_residual = renamed("max_violation")
 
 
 @dataclass(frozen=True)
@@ -156,11 +164,14 @@ class NuclearNormResult:
     status, solver, solve_time :
         As in :class:`MaxMarginResult`.
     duality_gap, relative_gap : float
-        ``nuclear_norm − dual_objective`` and its ratio to ``nuclear_norm``.
-    max_constraint_violation : float
-        ``max_{(i,j)∈Ω} |W_ij − M_ij|`` (and ``max |W − Wᵀ|`` when symmetric).
+        ``nuclear_norm − dual_objective`` and its magnitude relative to ``nuclear_norm``.
+    max_violation : float
+        ``max_{(i,j)∈Ω} |W_ij − M_ij|`` (``W`` is returned exactly symmetric when
+        symmetric).
     iterations : int
         Outer iterations of the fast route, or the solver's iteration count.
+    max_constraint_violation : float
+        Deprecated alias of ``max_violation`` (since 0.2, removed in 0.3).
     """
 
     W: np.ndarray
@@ -169,32 +180,34 @@ class NuclearNormResult:
     dual: np.ndarray | None
     dual_objective: float
     rank: int
-    status: str
+    status: Status
     solver: str
     solve_time: float
     duality_gap: float
     relative_gap: float
-    max_constraint_violation: float
+    max_violation: float
     iterations: int = 0
 
+    max_constraint_violation = renamed("max_violation")
 
-def classify(func: str, relative_gap: float, tol: float, *, what: str, hint: str) -> str:
+
+def classify(func: str, relative_gap: float, tol: float, *, what: str, hint: str) -> Status:
     """Map a certified relative gap to a status; warn when inaccurate, raise when wrong."""
     if not np.isfinite(relative_gap):
         raise SolverError(f"{func}: the {what} returned a non-finite duality gap. {hint}")
     if relative_gap <= tol:
-        return "optimal"
-    if relative_gap <= max(INACCURATE_RTOL, tol):
+        return OPTIMAL
+    if relative_gap <= max(INACCURATE_GAP, tol):
         warnings.warn(
             f"{func}: the {what} returned a solution with certified relative duality gap "
             f"{relative_gap:.3g} > tol = {tol:.3g}. {hint}",
             InaccurateSolutionWarning,
             stacklevel=3,
         )
-        return "optimal_inaccurate"
+        return OPTIMAL_INACCURATE
     raise SolverError(
         f"{func}: the {what} returned a solution that fails its optimality check: certified "
-        f"relative duality gap {relative_gap:.3g} > {max(INACCURATE_RTOL, tol):.3g}. {hint}"
+        f"relative duality gap {relative_gap:.3g} > {max(INACCURATE_GAP, tol):.3g}. {hint}"
     )
 
 

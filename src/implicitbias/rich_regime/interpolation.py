@@ -205,7 +205,7 @@ def min_l2_interpolation(X: Any, y: Any, *, rtol: float = 1e-8) -> Interpolation
         w=w, norm=norm, objective=norm, dual=nu, dual_objective=dual_obj,
         active_features=nonzero_indices(w), p=2.0, status=status, solver="lstsq",
         solve_time=time.perf_counter() - t0, duality_gap=gap, relative_gap=rel,
-        max_residual=res,
+        max_violation=res,
     )  # fmt: skip
 
 
@@ -316,5 +316,5 @@ def min_l1_interpolation(
         w=w, norm=norm, objective=norm, dual=nu, dual_objective=dual_obj,
         active_features=nonzero_indices(w), p=1.0, status=status, solver="highs",
         solve_time=time.perf_counter() - t0, duality_gap=gap, relative_gap=rel,
-        max_residual=resid, iterations=int(getattr(res, "nit", 0)),
+        max_violation=resid, iterations=int(getattr(res, "nit", 0)),
     )  # fmt: skip

@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
 from scipy.sparse.linalg import eigsh, svds
 
+from implicitbias._blas import blas_single_thread
 from implicitbias._errors import SolverError
-from implicitbias._nonneg_qp import blas_single_thread
 from implicitbias._validation import (
-    as_float_array,
     check_choice,
     check_int,
     check_positive,
-    fail,
     fail_type,
 )
+from implicitbias.rich_regime._completion_input import observed_entries, shape_of
 from implicitbias.rich_regime._cvxpy import check_cvxpy_solver, check_solver_cones, solve_problem
 from implicitbias.rich_regime._results import NuclearNormResult, classify
 from implicitbias.rich_regime._scaling import pow2_scale
 
-__all__ = ["min_nuclear_norm_completion"]
+__all__ = ["CompletionSolver", "min_nuclear_norm_completion"]
+
+#: The ``solver`` option of :func:`min_nuclear_norm_completion`.
+CompletionSolver = Literal["auto", "alm", "cvxpy"]
 
 _FUNC = "min_nuclear_norm_completion"
 _HINT = "Try solver='cvxpy', a larger max_iter, or check the observed entries."
@@ -44,89 +46,12 @@ AUTO_SDP_MAX_D = 100
 
 
 # ----------------------------------------------------------------------------------------------
-# Input handling
-
-
-def _shape(d: Any, symmetric: bool) -> tuple[int, int]:
-    if isinstance(d, (tuple, list)):
-        if len(d) != 2:
-            raise fail(_FUNC, "d", "an int or a pair (d1, d2)", f"a sequence of length {len(d)}")
-        d1 = check_int(d[0], _FUNC, "d", minimum=1)
-        d2 = check_int(d[1], _FUNC, "d", minimum=1)
-    else:
-        d1 = d2 = check_int(d, _FUNC, "d", minimum=1)
-    if symmetric and d1 != d2:
-        raise fail(
-            _FUNC, "d", "square (an int, or d1 == d2) when symmetric=True", f"({d1}, {d2})",
-            "Pass symmetric=False for a rectangular completion.",
-        )  # fmt: skip
-    return d1, d2
-
-
-def _index(x: Any, arg: str, bound: int) -> np.ndarray:
-    a = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
-    if a.ndim != 1:
-        raise fail(_FUNC, arg, "a 1-dimensional array of indices", f"shape {a.shape}")
-    if a.size == 0:
-        raise fail(_FUNC, arg, "a non-empty array of indices", "an empty array")
-    if not np.issubdtype(a.dtype, np.integer):
-        if (
-            np.issubdtype(a.dtype, np.floating)
-            and np.all(np.isfinite(a))
-            and np.all(a == a.round())
-        ):
-            a = a.astype(np.int64)
-        else:
-            raise fail_type(_FUNC, arg, "an array of integer indices", x)
-    a = a.astype(np.int64)
-    if a.min() < 0 or a.max() >= bound:
-        raise fail(
-            _FUNC, arg, f"indices in {{0, ..., {bound - 1}}}", f"range [{a.min()}, {a.max()}]"
-        )
-    return a
-
-
-def _entries(
-    rows: Any, cols: Any, values: Any, d1: int, d2: int, symmetric: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unique observed entries (i, j, m); for symmetric, i <= j. Duplicates must agree."""
-    r = _index(rows, "rows", d1)
-    c = _index(cols, "cols", d2)
-    v = as_float_array(values, _FUNC, "values", ndim=1)
-    if not (len(r) == len(c) == len(v)):
-        raise fail(
-            _FUNC, "values", "of the same length as 'rows' and 'cols'",
-            f"lengths rows {len(r)}, cols {len(c)}, values {len(v)}",
-        )  # fmt: skip
-    if symmetric:
-        r, c = np.minimum(r, c), np.maximum(r, c)
-    key = r * d2 + c
-    order = np.argsort(key, kind="stable")
-    key, r, c, v = key[order], r[order], c[order], v[order]
-    first = np.ones(len(key), dtype=bool)
-    first[1:] = key[1:] != key[:-1]
-    group = np.cumsum(first) - 1
-    ref = v[first][group]
-    # relative to the values' own size (scale-free: 1e-14 and 2e-14 disagree as 1 and 2 do)
-    scale = max(float(np.max(np.abs(v))), np.finfo(np.float64).tiny)
-    bad = np.abs(v - ref) > 1e-12 * scale
-    if np.any(bad):
-        k = int(np.flatnonzero(bad)[0])
-        raise fail(
-            _FUNC, "values", "consistent: an entry observed twice"
-            + (" (as (i, j) or as (j, i): one entry when symmetric=True)" if symmetric else "")
-            + " must have one value",
-            f"entry ({int(r[k])}, {int(c[k])}) with values {float(ref[k])!r} and "
-            f"{float(v[k])!r}",
-        )  # fmt: skip
-    return r[first], c[first], v[first]
-
-
-# ----------------------------------------------------------------------------------------------
 # Certificates
 
 
-def _dual_matrix(lam: np.ndarray, r: np.ndarray, c: np.ndarray, shape: tuple[int, int], sym: bool):
+def _dual_matrix(
+    lam: np.ndarray, r: np.ndarray, c: np.ndarray, shape: tuple[int, int], sym: bool
+) -> sp.csr_matrix:
     """Y = Σ_p λ_p A_p with A_p = e_i e_jᵀ (rectangular) or its symmetrization (symmetric)."""
     if sym:
         off = r != c
@@ -204,7 +129,7 @@ def _result(
     return NuclearNormResult(
         W=W, nuclear_norm=nuc, objective=nuc, dual=Y, dual_objective=dual_obj, rank=rank,
         status=status, solver=route, solve_time=time.perf_counter() - t0, duality_gap=gap,
-        relative_gap=rel, max_constraint_violation=viol, iterations=iterations,
+        relative_gap=rel, max_violation=viol, iterations=iterations,
     )  # fmt: skip
 
 
@@ -212,7 +137,7 @@ def _result(
 # cvxpy (SDP) route
 
 
-def _incidence(r, c, shape, sym) -> sp.csc_matrix:
+def _incidence(r: np.ndarray, c: np.ndarray, shape: tuple[int, int], sym: bool) -> sp.csc_matrix:
     """B with ``vec(Y) = B λ`` (row-major) for ``Y = Σ_p λ_p A_p`` (as in :func:`_dual_matrix`)."""
     k = len(r)
     p = np.arange(k)
@@ -227,7 +152,16 @@ def _incidence(r, c, shape, sym) -> sp.csc_matrix:
     return sp.csc_matrix((vv, (rr * shape[1] + cc, pp)), shape=(shape[0] * shape[1], k))
 
 
-def _solve_cvxpy(r, c, m, shape, sym, cvxpy_solver, tol, t0) -> NuclearNormResult:
+def _solve_cvxpy(
+    r: np.ndarray,
+    c: np.ndarray,
+    m: np.ndarray,
+    shape: tuple[int, int],
+    sym: bool,
+    cvxpy_solver: str | None,
+    tol: float,
+    t0: float,
+) -> NuclearNormResult:
     """The SDP, posed in cvxpy in its dual form; W is read off the PSD constraints' duals.
 
     ``max ⟨λ, m⟩ s.t. ‖Y(λ)‖_op ≤ 1`` with ``Y(λ) = Σ_p λ_p A_p``: |Ω| scalar variables and
@@ -290,20 +224,22 @@ def _solve_cvxpy(r, c, m, shape, sym, cvxpy_solver, tol, t0) -> NuclearNormResul
 class _Problem:
     """Observed entries, with sparse incidence matrices to apply G = Σ_p g_p A_p fast."""
 
-    def __init__(self, r, c, m, shape, sym):
+    def __init__(
+        self, r: np.ndarray, c: np.ndarray, m: np.ndarray, shape: tuple[int, int], sym: bool
+    ) -> None:
         self.r, self.c, self.m, self.shape, self.sym = r, c, m, shape, sym
         k = len(m)
         idx = np.arange(k)
         self.Pr = sp.csr_matrix((np.ones(k), (r, idx)), shape=(shape[0], k))
         self.Pc = sp.csr_matrix((np.ones(k), (c, idx)), shape=(shape[1], k))
 
-    def values(self, U, V):
+    def values(self, U: np.ndarray, V: np.ndarray) -> np.ndarray:
         if self.sym:
             Ur, Uc, Vr, Vc = U[self.r], U[self.c], V[self.r], V[self.c]
             return np.einsum("ij,ij->i", Ur, Uc) - np.einsum("ij,ij->i", Vr, Vc)
         return np.einsum("ij,ij->i", U[self.r], V[self.c])
 
-    def grad(self, U, V, g):
+    def grad(self, U: np.ndarray, V: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gradients of Σ_p g_p ⟨A_p, W(U, V)⟩ with respect to U and V."""
         if self.sym:
             gh = 0.5 * g[:, None]
@@ -315,7 +251,7 @@ class _Problem:
 
 def _alm(
     prob: _Problem, *, rank0: int, tol: float, max_iter: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     d1, d2 = prob.shape
     sym = prob.sym
     rng = np.random.default_rng(seed)
@@ -338,7 +274,13 @@ def _alm(
     for it in range(1, max_iter + 1):
         ru, rv = U.shape[1], V.shape[1]
 
-        def fg(x, lam=lam, rho=rho, ru=ru, rv=rv):
+        def fg(
+            x: np.ndarray,
+            lam: np.ndarray = lam,
+            rho: float = rho,
+            ru: int = ru,
+            rv: int = rv,
+        ) -> tuple[float, np.ndarray]:
             Uu = x[: d1 * ru].reshape(d1, ru)
             Vv = x[d1 * ru :].reshape(d2, rv)
             res = prob.values(Uu, Vv) - m
@@ -380,8 +322,9 @@ def _alm(
                 V = np.hstack([V, 1e-3 * vbot[:, None]])
                 added = True
         else:
-            a, s, bt = svds(Y, k=1, tol=1e-10) if min(d1, d2) > 400 else (None, None, None)
-            if a is None:
+            if min(d1, d2) > 400:
+                a, s, bt = svds(Y, k=1, tol=1e-10)
+            else:
                 a_, s_, bt_ = np.linalg.svd(Y.toarray())
                 a, s, bt = a_[:, :1], s_[:1], bt_[:1]
             if s[0] > 1.0 + tol:
@@ -403,7 +346,7 @@ def min_nuclear_norm_completion(
     values: Any,
     *,
     symmetric: bool = True,
-    solver: str = "auto",
+    solver: CompletionSolver = "auto",
     cvxpy_solver: str | None = None,
     tol: float = 1e-6,
     rank: int = 1,
@@ -491,13 +434,13 @@ def min_nuclear_norm_completion(
     if not isinstance(symmetric, (bool, np.bool_)):
         raise fail_type(_FUNC, "symmetric", "a bool", symmetric)
     sym = bool(symmetric)
-    shape = _shape(d, sym)
+    shape = shape_of(d, sym)
     check_choice(solver, _FUNC, "solver", ("auto", "alm", "cvxpy"))
     tol = check_positive(tol, _FUNC, "tol")
     rank = check_int(rank, _FUNC, "rank", minimum=1)
     max_iter = check_int(max_iter, _FUNC, "max_iter", minimum=1)
     seed = check_int(seed, _FUNC, "seed")
-    r, c, m = _entries(rows, cols, values, shape[0], shape[1], sym)
+    r, c, m = observed_entries(rows, cols, values, shape[0], shape[1], sym)
     if cvxpy_solver is not None:  # an unknown name is an error on every route
         check_cvxpy_solver(cvxpy_solver, _FUNC, "SCS")
     if solver == "auto":
