@@ -34,3 +34,21 @@ def test_readme_quickstart_commands_match_ci() -> None:
     test_command = "bash scripts/install.sh test && python3 -m pytest"
     assert test_command in readme and test_command in ci
     assert "implicitbias reproduce sparse-linear" in readme
+
+
+def test_public_names_are_listed_once() -> None:
+    seen: dict[str, int] = {}
+    for name in implicitbias.__all__:
+        seen[name] = seen.get(name, 0) + 1
+    assert {n: c for n, c in seen.items() if c > 1} == {}
+    for name in implicitbias.__all__:
+        assert hasattr(implicitbias, name), name
+
+
+def test_every_example_is_tested() -> None:
+    """Each script in examples/ has a test in tests/test_examples.py (marked slow) that runs it."""
+    text = (ROOT / "tests" / "test_examples.py").read_text()
+    untested = [
+        p.name for p in (ROOT / "examples").glob("*.py") if f'run_example("{p.name}"' not in text
+    ]
+    assert untested == []

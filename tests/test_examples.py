@@ -42,9 +42,7 @@ def number(pattern: str, text: str) -> float:
     return float(match.group(1))
 
 
-def test_every_example_is_tested() -> None:
-    tested = {"kkt_check_mlp.py", "max_margin_baselines.py", "ntk_vs_trained.py", "grokking.py"}
-    assert {p.name for p in EXAMPLES.glob("*.py")} == tested
+# tests/test_docs.py checks (in the default suite) that every script in examples/ is run here.
 
 
 def test_kkt_check_mlp(tmp_path: Path) -> None:
@@ -78,3 +76,13 @@ def test_grokking(tmp_path: Path) -> None:
     assert number(r"final: test accuracy = NUM", out) >= 0.95
     figure = re.search(r"figure: (\S+)", out)
     assert figure is not None and Path(figure.group(1)).is_file()
+
+
+def test_grid_search_lp(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    out = run_example("grid_search_lp.py", tmp_path=tmp_path)
+    assert number(r"best p = NUM", out) == 1
+    best = number(r"test accuracy \(best p\) = NUM", out)
+    l2 = number(r"test accuracy \(p = 2\) = NUM", out)
+    assert best - l2 >= 0.1
+    assert number(r"relative gap = NUM", out) < 1e-6

@@ -242,6 +242,29 @@ def test_resume_with_other_settings_is_refused(
     assert tree(tmp_path) == before
 
 
+def test_run_recorded_before_data_source_existed_resumes(
+    reference: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A config.json without ``data_source`` (written before the option existed) recorded the
+    library's generator: it resumes with the default, and is refused with the other source."""
+    out = tmp_path / "run"
+    interrupt_after(monkeypatch, 5)
+    assert main([*RUN, "--out", str(out)]) == 130
+    monkeypatch.undo()
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"].pop("data_source") == "library"
+    (out / "config.json").write_text(json.dumps(config))
+    line = usage_error(
+        [*RUN, "--set", "data_source=reference", "--out", str(out), "--resume"], capsys
+    )
+    assert "--resume" in line and "data_source 'library' vs 'reference'" in line
+    assert main([*RUN, "--out", str(out), "--resume"]) == 0
+    assert_same_run(reference, out)
+
+
 def test_python_api_resume_with_nothing_to_resume(tmp_path: Path) -> None:
     with pytest.raises(ib.InvalidArgumentError, match=r"The 'resume' argument of run\b"):
         ib.experiments.run("sparse-linear", scale="tiny", out_dir=tmp_path / "x", resume=True)

@@ -52,8 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
+from implicitbias._blas import blas_single_thread
 from implicitbias._errors import InvalidArgumentError
-from implicitbias._nonneg_qp import blas_single_thread
 from implicitbias._validation import fail
 
 __all__ = ["PSDReport", "PROOF_MAX_N", "check_psd", "prove_psd", "psd_error", "psd_rtol"]

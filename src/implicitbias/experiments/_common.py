@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from implicitbias._validation import fail, fail_type
-from implicitbias.dynamics import History, TrainResult, log_schedule, train
+from implicitbias.dynamics import History, LossName, Method, TrainResult, log_schedule, train
 from implicitbias.kkt import kkt_residuals
+from implicitbias.kkt.report import Task
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class EvalCounter:
 
 
 def kkt_epsilon_rel(
-    model: Any, X: torch.Tensor, y: torch.Tensor, *, task: str, weight_decay: float
+    model: Any, X: torch.Tensor, y: torch.Tensor, *, task: Task, weight_decay: float
 ) -> float:
     """``kkt_residuals(...).epsilon_rel`` of the model at its current parameters.
 
@@ -217,8 +218,8 @@ def train_configured(
     y: torch.Tensor,
     cfg: Any,
     *,
-    loss: str,
-    method: str | None,
+    loss: LossName,
+    method: Method | None,
     times: np.ndarray,
     metrics: Callable[..., dict[str, float]],
     history_path: Any,

@@ -28,6 +28,7 @@ from implicitbias._validation import (
     fail,
     fail_type,
 )
+from implicitbias.dynamics import Method
 from implicitbias.experiments._reference_data import DATA_SOURCES, reference_count
 from implicitbias.experiments.registry import ALL_SCALES, EXPERIMENTS, SCALES, get_experiment
 
@@ -81,7 +82,7 @@ class ExperimentConfig:
     horizon: float = 3.0
     num_evals: int = 120
     kkt_evals: int = 16
-    method: str = "flow"
+    method: Method = "flow"
     rtol: float = 1e-5
     atol: float = 1e-9
     dtype: str = "float64"
@@ -186,7 +187,7 @@ class ModularConfig(ExperimentConfig):
     lr: float = 0.002
     num_evals: int = 100
     kkt_evals: int = 0
-    method: str = "gd"
+    method: Method = "gd"
     rtol: float = 1e-4
     atol: float = 1e-8
     dtype: str = "float32"

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from implicitbias._validation import check_choice
+from implicitbias.dynamics import Method
 from implicitbias.experiments._common import (
     CheckSpec,
     EvalCounter,
@@ -89,7 +90,7 @@ def run_diagonal(
     name: str,
     seed: int = 0,
     device: str = "cpu",
-    method: str | None = None,
+    method: Method | None = None,
     progress: bool = False,
     history_path: Any = None,
     log: Any = None,

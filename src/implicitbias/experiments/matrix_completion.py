@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from implicitbias.dynamics import Method
 from implicitbias.experiments._common import (
     CheckSpec,
     EvalCounter,
@@ -76,7 +77,7 @@ def run_matrix_completion(
     *,
     seed: int = 0,
     device: str = "cpu",
-    method: str | None = None,
+    method: Method | None = None,
     progress: bool = False,
     history_path: Any = None,
     log: Any = None,

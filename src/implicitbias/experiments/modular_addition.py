@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from implicitbias.dynamics import Method
 from implicitbias.experiments._common import (
     CheckSpec,
     EvalCounter,
@@ -76,7 +77,7 @@ def run_modular_addition(
     *,
     seed: int = 0,
     device: str = "cpu",
-    method: str | None = None,
+    method: Method | None = None,
     progress: bool = False,
     history_path: Any = None,
     log: Any = None,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from implicitbias._validation import check_choice
+from implicitbias.dynamics import Method
 from implicitbias.experiments._common import CheckSpec, RunOutput
 from implicitbias.experiments.plotting import plot_run
 
@@ -55,7 +56,7 @@ class ExperimentRunner(Protocol):
         workdir: Path,
         seed: int,
         device: str,
-        method: str | None,
+        method: Method | None,
         progress: bool,
         history_path: Any,
         log: Callable[[str], None] | None,
@@ -149,4 +150,3 @@ def get_experiment(name: Any, func: str = "get_experiment", arg: str = "name") -
     """
     check_choice(name, func, arg, tuple(_REGISTRY))
     return _REGISTRY[name]
-

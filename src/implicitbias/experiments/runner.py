@@ -46,7 +46,7 @@ from typing import Any
 import torch
 
 from implicitbias._validation import check_bool, check_choice, check_int, fail, fail_type
-from implicitbias.dynamics import History
+from implicitbias.dynamics import History, Method
 from implicitbias.experiments import _rundir
 from implicitbias.experiments._common import (
     CheckSpec,
@@ -147,11 +147,19 @@ def check_specs(name: str) -> dict[str, CheckSpec]:
     return dict(get_experiment(name, "check_specs").checks)
 
 
+#: Settings added to the configs after runs were first recorded, with the value a run recorded
+#: before then had: an interrupted run from an earlier version resumes when they match.
+_ADDED_SETTINGS: dict[str, Any] = {"data_source": "library"}
+
+
 def _settings_diff(saved: dict[str, Any], record: dict[str, Any]) -> list[str]:
     keys = ("experiment", "scale", "seed", "method")
     diff = [f"{k} {saved.get(k)!r} vs {record[k]!r}" for k in keys if saved.get(k) != record[k]]
     found = saved.get("settings")
-    old: dict[str, Any] = found if isinstance(found, dict) else {}
+    old: dict[str, Any] = dict(found) if isinstance(found, dict) else {}
+    for k, before in _ADDED_SETTINGS.items():
+        if k in record["settings"] and k not in old:
+            old[k] = before
     new = _jsonable(record["settings"])
     for k in sorted(set(old) | set(new)):
         if old.get(k) != new.get(k):
@@ -208,7 +216,7 @@ def run(
     seed: int = 0,
     out_dir: str | os.PathLike[str] | None = None,
     device: str = "cpu",
-    method: str | None = None,
+    method: Method | None = None,
     progress: bool = False,
     overrides: Mapping[str, Any] | None = None,
     figure: bool = True,

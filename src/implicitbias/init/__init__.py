@@ -2,10 +2,11 @@
 
 from implicitbias.init.scale import check_zero_output, scale_init
 from implicitbias.init.symmetrize import mirror_init, symmetrize, zero_last_layer
-from implicitbias.models.symmetrized import Symmetrized
+
+# ``Symmetrized`` lives in ``models`` (issue 12); this name stays importable from ``init``.
+from implicitbias.models.symmetrized import Symmetrized as Symmetrized
 
 __all__ = [
-    "Symmetrized",
     "symmetrize",
     "mirror_init",
     "zero_last_layer",
