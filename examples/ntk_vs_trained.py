@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     ib.check_zero_output(net, X_train)  # raises NonZeroInitError otherwise
 
     pred = ib.ntk_predictor(net, X_train, y_train)  # NTK at θ(0) and the kernel SVM (K1)
-    s_ntk = pred.decision_function(X_test)
+    s_ntk = pred.decision_function(X_test).numpy()  # a tensor in, a tensor out
     print(
         f"NTK predictor: degree L = 2, α = {alpha:g}, width {width}, n = {n}; "
         f"kernel margin γ_ntk = {pred.margin:.4g} (∝ α^(L-1))"

@@ -409,9 +409,7 @@ def test_ntk_predictor_names_its_own_argument_for_out_of_range_index_pairs(where
     ):
         pred.predict(bad)
     # in range, the kernel is the closed form's: predictions interpolate the training targets
-    torch.testing.assert_close(
-        torch.from_numpy(pred.predict(idx)), torch.tensor([1.0, -1.0, 0.5], dtype=DT)
-    )
+    torch.testing.assert_close(pred.predict(idx), torch.tensor([1.0, -1.0, 0.5], dtype=DT))
 
 
 class _TwoOutputs(Hadamard):

@@ -65,3 +65,22 @@ def test_predictor_training_and_kkt_on_cuda() -> None:
     cpu_report = ib.kkt_residuals(cpu_net, X, y, weight_decay=lam)
     np.testing.assert_allclose(report.epsilon_rel, cpu_report.epsilon_rel, rtol=1e-6, atol=1e-12)
     np.testing.assert_allclose(report.normalized_margin, cpu_report.normalized_margin, rtol=1e-10)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "classification"])
+def test_kkt_working_set_route_on_cuda_matches_cpu(task: str) -> None:
+    """Issue 13: the working-set certificate runs on CUDA tensors (chunks sized by the
+    device's free memory) and gives the CPU's ε, δ and ε_min."""
+    d_out = 5 if task == "multiclass" else 1
+    net = ib.HomogeneousMLP(6, [32], d_out, first_layer_bias=True, seed=3, dtype=DT)
+    X, _ = _data(n=40)
+    out = net(X).detach()
+    y = out.argmax(1).numpy() if d_out > 1 else np.sign(out.numpy())
+    cpu = ib.kkt_residuals(net, X, y, nnls_route="working_set", weight_decay=0.01)
+    dense = ib.kkt_residuals(net, X, y, nnls_route="dense", weight_decay=0.01)
+    cuda = ib.kkt_residuals(net.cuda(), X.cuda(), y, nnls_route="working_set", weight_decay=0.01)
+    assert cuda.nnls_route == "working_set"
+    for field in ("epsilon_min", "epsilon_rel", "delta", "wd_epsilon"):
+        np.testing.assert_allclose(getattr(cuda, field), getattr(cpu, field), rtol=1e-8)
+        np.testing.assert_allclose(getattr(cuda, field), getattr(dense, field), rtol=1e-6)
+    assert cuda.constraints_touched == cpu.constraints_touched

@@ -61,11 +61,11 @@ def test_classification_conventions() -> None:
     X, y = _separable(16, 4, seed=3)
     net = ib.HomogeneousMLP(4, [32], seed=0, dtype=DT)
     pred = ib.ntk_predictor(net, X, y)
-    values = pred.decision_function(X)
+    values = pred.decision_function(X).numpy()
     # the min-norm solution of (K1): functional margins >= 1, equal to 1 on the support
     np.testing.assert_allclose(np.min(y * values), 1.0, rtol=SOLVER_RTOL)
     np.testing.assert_allclose(
-        pred.decision_function(X, normalized=True), values / pred.norm, rtol=1e-14
+        pred.decision_function(X, normalized=True).numpy(), values / pred.norm, rtol=1e-14
     )
     np.testing.assert_allclose(pred.margin, np.min(y * values) / pred.norm, rtol=1e-12)
     np.testing.assert_allclose(pred.predict(X), y)
@@ -167,3 +167,15 @@ def test_unknown_solver_option_names_solver_options(task: str) -> None:
         rf"arguments of {solver} .*got unknown key \['nope'\]",
     ):
         ib.ntk_predictor(net, X, y, task=task, solver_options={"nope": 1})
+
+
+def test_tensors_in_tensors_out() -> None:
+    """A predictor asked with a tensor answers with a tensor on its device (issue 14)."""
+    X, y = _separable(16, 4, seed=3)
+    net32 = ib.HomogeneousMLP(4, [32], seed=0, dtype=torch.float32)
+    pred = ib.ntk_predictor(net32, X.float(), y)
+    v = pred.decision_function(X.float())
+    assert isinstance(v, torch.Tensor) and v.dtype == torch.float32 and v.shape == (16,)
+    p = pred.predict(X.float())
+    assert isinstance(p, torch.Tensor) and torch.equal(p, torch.sign(v))
+    np.testing.assert_allclose(v.numpy(), pred._values(X.float()), rtol=1e-6)

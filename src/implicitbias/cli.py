@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import logging
 import re
 import sys
 import time
@@ -297,6 +298,25 @@ def _validate(args: argparse.Namespace) -> tuple[int, int | None, dict[str, Any]
     return (0 if seed is None else seed), threads, overrides, origin
 
 
+class _ForwardProgress(logging.Handler):
+    """Sends the ``implicitbias.progress`` records to the CLI's log while attached."""
+
+    def __init__(self, log: Any) -> None:
+        super().__init__(logging.INFO)
+        self._log = log
+        self._logger = logging.getLogger("implicitbias.progress")
+        self._level = self._logger.level
+        self._logger.addHandler(self)
+        self._logger.setLevel(logging.INFO)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._log(record.getMessage())
+
+    def remove(self) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     seed, threads, overrides, origin = _validate(args)
 
@@ -310,6 +330,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         if not quiet:
             print(f"[{time.perf_counter() - t0:7.1f} s] {msg}", flush=True)
 
+    # On a terminal the trainer draws a bar; elsewhere (a batch job, CI) its INFO lines of the
+    # "implicitbias.progress" logger, one every ~10 s, join this log.
+    forward = None if quiet or sys.stderr.isatty() else _ForwardProgress(log)
     try:
         res = run(
             args.name,
@@ -318,7 +341,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             out_dir=args.out,
             device=args.device,
             method=args.method,
-            progress=not quiet and sys.stderr.isatty(),
+            progress=False if quiet else None,
             overrides=overrides or None,
             figure=not args.no_figure,
             threads=threads,
@@ -330,6 +353,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     except ImplicitBiasError as exc:
         print(f"{_PROG} reproduce: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        if forward is not None:
+            forward.remove()
     _print_summary(res)
     if res.status == "interrupted":
         print(

@@ -3,45 +3,22 @@ CSV and its JSON sidecar, the wall clock and the progress bar."""
 
 from __future__ import annotations
 
-import math
-import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from implicitbias._validation import fail, fail_type
+from implicitbias._progress import Progress
 from implicitbias.dynamics._checkpoint import write_sidecar
+from implicitbias.dynamics._metrics import Metrics, StateMetrics, append_row, user_metrics
 from implicitbias.dynamics._problem import Problem
 from implicitbias.dynamics.history import STANDARD_COLUMNS, History, _CSVWriter
 
 __all__: list[str] = []
 
 _FUNC = "train"
-
-#: ``metrics(model, t) -> {column: value}``, called at every evaluation.
-Metrics = Callable[..., Mapping[str, float]]
-
-
-def progress_bar(
-    progress: bool | None, t_end: float, method: str
-) -> tuple[Any, Callable[[float], None]]:
-    """A tqdm bar (None when off: by default unless stderr is a terminal) and its update
-    function."""
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    bar = None
-    if show:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=float(t_end), unit="t", desc=f"train ({method})", leave=False)
-
-    def tick(t: float) -> None:
-        if bar is not None:
-            bar.update(t - bar.n)
-
-    return bar, tick
 
 
 class Recorder:
@@ -67,17 +44,15 @@ class Recorder:
     ) -> None:
         self.prob = prob
         self.lr = lr
-        # rescaled time t·λ/log α (NaN when log α ≤ 0)
-        log_alpha = math.log(alpha) if alpha > 0 else float("nan")
-        self.rescale = prob.lam / log_alpha if log_alpha > 0 else float("nan")
-        self.degree = float(prob.h.degree)
+        # the standard columns, computed as Monitor computes them (rescaled time t·λ/log α)
+        self.state = StateMetrics(prob.loss, prob.y, prob.lam, float(prob.h.degree), alpha)
         self.metrics = metrics
         self.history = history
         self.hist_file, self.config, self.alpha = hist_file, config, alpha
         self._wall_before = wall_before
         self._t_start = time.perf_counter()
         self.writer = _CSVWriter(hist_file, history) if hist_file is not None else None
-        self.bar: Any = None
+        self.bar: Progress | None = None
         self.tick: Callable[[float], None] = lambda t: None
 
     def wall(self) -> float:
@@ -85,8 +60,11 @@ class Recorder:
         return self._wall_before + (time.perf_counter() - self._t_start)
 
     def show_progress(self, progress: bool | None, t_end: float, method: str) -> None:
-        """Open the progress bar (see :func:`progress_bar`); :meth:`tick` moves it."""
-        self.bar, self.tick = progress_bar(progress, t_end, method)
+        """Open the progress report (:class:`implicitbias._progress.Progress`: a bar on a
+        terminal, else an INFO line every ~10 s, in units of gradient-flow time t);
+        :meth:`tick` moves it."""
+        self.bar = Progress(t_end, desc=f"train ({method})", unit="t", progress=progress)
+        self.tick = self.bar.set
 
     def sidecar(self, status: str, **outcome: Any) -> None:
         """Replace the JSON beside the history CSV: configuration, status and outcome."""
@@ -110,74 +88,33 @@ class Recorder:
         values: torch.Tensor | None = None,
     ) -> None:
         """Append the row of the (checked, finite) state θ at time ``t`` with outputs ``out``
-        (and per-example losses ``values`` when already computed)."""
-        ell, y_t, lam = self.prob.loss, self.prob.y, self.prob.lam
-        norm = float(theta.norm())
-        if values is None:
-            values = ell.values(out, y_t)
-        train_loss = float(values.mean())
-        row: dict[str, float] = {
-            "t": t,
-            "step": t / self.lr if step is None else step,
-            "rescaled_time": t * self.rescale,
-            "grad_evals": float(grad_evals),
-            "train_loss": train_loss,
-            "objective": train_loss + 0.5 * lam * norm * norm,
-        }
-        if ell.is_classification:
-            row["train_acc"] = ell.accuracy(out, y_t)
-        else:
-            row["train_mse"] = ell.mse(out, y_t)
-        row["theta_norm"] = norm
-        if ell.is_classification:
-            q_min = float(ell.margins(out, y_t).min())
-            row["normalized_margin"] = q_min / norm**self.degree if norm > 0 else float("nan")
+        (and per-example losses ``values`` when already computed): the standard columns of
+        :class:`StateMetrics`, the user's metrics, the wall time."""
+        row = self.state.row(
+            float(theta.norm()),
+            out,
+            t=t,
+            step=t / self.lr if step is None else step,
+            grad_evals=float(grad_evals),
+            values=values,
+        )
         if self.metrics is not None:
-            row.update(self._user_metrics(theta, t))
-        row["wall_time"] = self.wall()
-        self._append(row)
-
-    def _user_metrics(self, theta: torch.Tensor, t: float) -> dict[str, float]:
-        """The user's ``metrics(model, t)`` at θ, checked: a mapping of new column names to
-        real numbers."""
-        assert self.metrics is not None
-        self.prob.load(theta)
-        extra = self.metrics(self.prob.h, t)
-        if not isinstance(extra, Mapping):
-            raise fail_type(_FUNC, "metrics", "a callable returning a dict of floats", extra)
-        row: dict[str, float] = {}
-        for k, v in extra.items():
-            if k in STANDARD_COLUMNS:
-                raise fail(_FUNC, "metrics", "keys other than the standard columns", f"key {k!r}")
-            try:
-                if isinstance(v, (str, bytes)):
-                    raise TypeError(v)
-                row[str(k)] = float(v)
-            except (TypeError, ValueError, RuntimeError) as exc:
-                raise fail_type(
-                    _FUNC,
-                    "metrics",
-                    f"a callable returning a dict of real numbers (key {k!r})",
-                    v,
-                ) from exc
-        return row
-
-    def _append(self, row: dict[str, float]) -> None:
-        """Order the row's columns (standard ones first), check them against the history's,
-        append it and write it to the CSV."""
-        ordered = [c for c in STANDARD_COLUMNS if c in row] + [
-            c for c in row if c not in STANDARD_COLUMNS
-        ]
-        row = {c: row[c] for c in ordered}  # the first row fixes the column order
-        known = self.history.columns
-        if known and set(row) != set(known):
-            raise fail(
-                _FUNC,
-                "metrics",
-                f"a callable returning the same keys at every evaluation (the history's "
-                f"columns {known}, also those of the checkpoint's history when resuming)",
-                f"the columns {list(row)}",
+            self.prob.load(theta)
+            extra = self.metrics(self.prob.h, t)
+            row.update(
+                user_metrics(
+                    extra,
+                    func=_FUNC,
+                    reserved=STANDARD_COLUMNS,
+                    reserved_name="the standard columns",
+                )
             )
-        self.history.append(row)
+        row["wall_time"] = self.wall()
+        row = append_row(
+            self.history,
+            row,
+            func=_FUNC,
+            columns_note=", also those of the checkpoint's history when resuming",
+        )
         if self.writer is not None:
             self.writer.write(row, self.history.columns)

@@ -13,14 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from implicitbias._errors import NotHomogeneousError
-from implicitbias._modules import untouched
 from implicitbias._validation import (
-    as_class_labels,
     as_float_array,
-    as_pm1_labels,
     fail,
-    fail_type,
 )
 from implicitbias.dynamics._checkpoint import (
     all_finite,
@@ -29,12 +24,13 @@ from implicitbias.dynamics._checkpoint import (
     load_checkpoint,
     model_digest,
 )
+from implicitbias.dynamics._inputs import check_labels, homogeneous_and_inputs
 from implicitbias.dynamics._options import Options
 from implicitbias.dynamics._problem import Committed, Problem
 from implicitbias.dynamics.history import History
 from implicitbias.dynamics.losses import Loss, loss_function
 from implicitbias.dynamics.schedule import log_schedule
-from implicitbias.models.homogeneous import Homogeneous, homogeneity_degree
+from implicitbias.models.homogeneous import Homogeneous
 
 __all__: list[str] = []
 
@@ -82,10 +78,10 @@ def set_up(model: nn.Module, X: Any, y: Any, opts: Options, eval_times: Any) -> 
     """The model as a :class:`Homogeneous` of known degree, the checked inputs, labels and
     starting point, the schedule, the configuration and its fingerprint."""
     ell = loss_function(opts.loss)
-    h, X, out_shape = homogeneous_and_inputs(model, X, opts.degree)
+    h, X, out_shape = homogeneous_and_inputs(model, X, opts.degree, func=_FUNC)
     n = X.shape[0]
     theta0 = h.theta()
-    y_t = check_labels(ell, y, n, out_shape, theta0.dtype, theta0.device)
+    y_t = check_labels(ell, y, n, out_shape, theta0.dtype, theta0.device, func=_FUNC)
     check_start(h, X, y_t, ell, theta0)
     times, eval_steps, total_steps, t_end = schedule(
         opts.method, opts.lr, opts.t_end, eval_times, opts.num_evals
@@ -142,113 +138,6 @@ def starting_point(spec: Setup, checkpoint: Path | None) -> Start:
     state = Committed(theta0.clone(), 0.0, 0, 0, 0, 0, 0, spec.opts.lr, 1.0, None, None)
     alpha = float(theta0.norm()) if spec.opts.alpha is None else spec.opts.alpha
     return Start(state, History(), alpha, 0.0, None)
-
-
-def homogeneous_and_inputs(
-    model: nn.Module, X: Any, degree: int | float | None
-) -> tuple[Homogeneous, torch.Tensor, tuple[int, ...]]:
-    """The model as a :class:`Homogeneous`, the validated inputs and the outputs' shape.
-
-    The inputs are checked (and one forward pass is run on all of them) first, so that a bad
-    ``X`` is reported as ``train``'s argument. The degree is ``degree`` when given, else the
-    model's own, else measured on ``X``.
-    """
-    probe = Homogeneous(model, degree=1, check=False)
-    X = probe.prepare_input(X, func=_FUNC)
-    out_shape = _probe_outputs(probe, X)
-    if degree is not None:
-        h = Homogeneous(model, degree=degree)
-    elif isinstance(model, Homogeneous):
-        h = model
-    elif getattr(model, "degree", None) is not None:
-        h = Homogeneous(model)
-    else:
-        try:
-            measured = homogeneity_degree(model, X)
-        except NotHomogeneousError as exc:
-            raise NotHomogeneousError(
-                f"{_FUNC}: the model carries no `degree`, so its degree was measured on X, and "
-                f"it is not positively homogeneous in its parameters. {exc} Train an "
-                f"L-homogeneous model (a built-in one, or ib.Homogeneous(model, degree=L)), or "
-                f"pass degree=L."
-            ) from exc
-        h = Homogeneous(model, degree=measured, check=False)
-    if h is not probe:
-        # A declared degree (degree=, a Homogeneous wrapper, a model's own `degree`) is checked
-        # once against the model here, before any step: a wrong L silently changes ε and t*.
-        X = h.prepare_input(X, func=_FUNC)
-    return h, X, out_shape
-
-
-def _probe_outputs(h: Homogeneous, X: torch.Tensor) -> tuple[int, ...]:
-    """Shape of the model's outputs on the whole of ``X``; a forward that fails names ``X``."""
-    try:
-        with torch.no_grad(), untouched(h.model):  # a BatchNorm in train mode keeps its stats
-            out = h(X)
-    except (ValueError, TypeError, RuntimeError, IndexError) as exc:
-        raise fail(
-            _FUNC,
-            "X",
-            "a batch of inputs the model accepts",
-            f"shape {tuple(X.shape)} and dtype {X.dtype}",
-            f"The model's forward raised {type(exc).__name__}: {exc}",
-        ) from exc
-    if not isinstance(out, torch.Tensor):
-        raise fail_type(_FUNC, "model", "a module whose forward returns a tensor", out)
-    n = X.shape[0]
-    if out.ndim == 0 or out.shape[0] != n:
-        # one output row per example, else the loss pairs outputs with the wrong labels
-        arg = "X" if X.ndim == 1 else "model"
-        raise fail(
-            _FUNC,
-            arg,
-            f"a model and inputs with one output per example (outputs of shape (n,) or (n, C) "
-            f"with n = X.shape[0] = {n})",
-            f"outputs of shape {tuple(out.shape)} for X of shape {tuple(X.shape)}",
-            "A single example needs its batch dimension (X.unsqueeze(0)); a forward must not "
-            "sum, average or flatten over the batch.",
-        )
-    return tuple(out.shape)
-
-
-def check_labels(
-    loss: Loss,
-    y: Any,
-    n: int,
-    out_shape: tuple[int, ...],
-    dtype: torch.dtype,
-    device: torch.device,
-) -> torch.Tensor:
-    """The labels as a tensor the loss takes, checked against the loss and the outputs."""
-    if loss.task == "binary":
-        if len(out_shape) != 1:
-            raise fail(
-                _FUNC,
-                "model",
-                f"a single-output model (outputs of shape (n,)) for the {loss.name!r} loss",
-                f"outputs of shape {out_shape}",
-                "Use loss='cross_entropy' for several logits.",
-            )
-        arr = as_pm1_labels(y, _FUNC, "y", n=n)
-        return torch.as_tensor(arr, dtype=dtype, device=device)
-    if loss.task == "multiclass":
-        if len(out_shape) != 2 or out_shape[1] < 2:
-            raise fail(
-                _FUNC,
-                "model",
-                "a model with C ≥ 2 outputs (logits of shape (n, C)) for the 'cross_entropy' loss",
-                f"outputs of shape {out_shape}",
-            )
-        arr = as_class_labels(y, _FUNC, "y", n=n, n_classes=out_shape[1])
-        return torch.as_tensor(arr, dtype=torch.int64, device=device)
-    arr = as_float_array(y, _FUNC, "y", ndim=(1, 2))
-    if arr.shape[0] != n:
-        raise fail(_FUNC, "y", f"of length {n} (one target per example)", f"length {arr.shape[0]}")
-    if tuple(arr.shape[1:]) != tuple(out_shape[1:]):
-        raise fail(
-            _FUNC, "y", f"targets of shape {out_shape} (the model's outputs)", f"shape {arr.shape}"
-        )
-    return torch.as_tensor(arr, dtype=dtype, device=device)
 
 
 def schedule(

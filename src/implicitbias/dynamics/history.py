@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from implicitbias._results import TableRecord
 from implicitbias._validation import check_int, fail, fail_type
 from implicitbias.dynamics._checkpoint import atomic_write_text
 
@@ -40,7 +41,7 @@ def _fmt(v: float) -> str:
     return repr(float(v))
 
 
-class History:
+class History(TableRecord):
     r"""Columns of floats, one row per evaluation time of a training run.
 
     Indexing by a column name returns a float64 numpy array: ``history["train_acc"]``.

@@ -12,6 +12,8 @@ module                 part
                        when a run checkpoints (``Checkpointer``)
 ``_recorder``          history rows with the user's metrics, the CSV and its JSON sidecar, the
                        wall clock, the progress bar
+``_metrics``           the columns of a row, computed by the code :class:`Monitor` uses in any
+                       other training loop (one implementation of every metric)
 ``_interrupt``         Ctrl-C deferred to step boundaries
 ``_run``               what the loops share, the dispatch to the method's loop, clean-up on error
 ``_gd_loop``           ``method="gd"``
@@ -35,6 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from implicitbias._progress import check_progress
+from implicitbias._results import ResultRecord
 from implicitbias._status import renamed
 from implicitbias.dynamics._options import METHODS, Method, check_options
 from implicitbias.dynamics._run import Run, TrainStatus
@@ -54,7 +58,7 @@ Metrics = Callable[[Homogeneous, float], Mapping[str, float]]
 
 
 @dataclass(frozen=True)
-class TrainResult:
+class TrainResult(ResultRecord):
     """The outcome of :func:`train`.
 
     Attributes
@@ -260,7 +264,9 @@ def train(
         exist the run starts from the model's current parameters (``TrainResult.resumed_from``
         is then None).
     progress : bool, optional
-        Show a tqdm progress bar; default only when stderr is a terminal.
+        Progress in gradient-flow time t: by default a tqdm bar when stderr is a terminal,
+        else an ``INFO`` line of the ``"implicitbias.progress"`` logger every ~10 s (shown
+        where logging is configured); ``True`` a bar, ``False`` nothing.
     alpha : float, optional
         α in the rescaled time t·λ/log α. Default: ‖θ(0)‖ (the initial-norm convention of the
         paper's experiments). ``rescaled_time`` is NaN when log α ≤ 0.
@@ -298,7 +304,9 @@ def train(
     History columns: see :class:`History`. Accuracy counts f = 0 as half correct; regression
     losses record ``train_mse`` instead of ``train_acc`` and no ``normalized_margin``
     (= q_min/‖θ‖^L). GD reuses the outputs of each gradient pass for the record at that step;
-    the flow records interpolated states with one extra forward pass each.
+    the flow records interpolated states with one extra forward pass each. The columns are
+    computed by the code of :class:`Monitor`, which records the same history inside your own
+    training loop.
 
     Determinism: on CPU the same inputs give the same history (apart from ``wall_time``);
     nothing random is drawn.
@@ -342,6 +350,7 @@ def train(
     E. Hairer, S. P. Nørsett, G. Wanner, *Solving Ordinary Differential Equations I*, Springer
     1993, §II.4–II.6 (embedded pairs, step-size control, dense output).
     """
+    progress = check_progress(progress, "train")
     opts = check_options(
         model=model,
         degree=degree,

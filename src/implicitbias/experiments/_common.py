@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from implicitbias._results import ResultRecord
 from implicitbias._validation import fail, fail_type
 from implicitbias.dynamics import History, LossName, Method, TrainResult, log_schedule, train
 from implicitbias.kkt import kkt_residuals
@@ -19,7 +20,7 @@ from implicitbias.kkt.report import Task
 
 
 @dataclass(frozen=True)
-class RunOutput:
+class RunOutput(ResultRecord):
     """What an experiment hands to the runner (before files and figures).
 
     Attributes

@@ -29,6 +29,7 @@ from implicitbias._validation import (
     fail_type,
 )
 from implicitbias.dynamics import Method
+from implicitbias.dynamics import t_star as transition_time
 from implicitbias.experiments._reference_data import DATA_SOURCES, reference_count
 from implicitbias.experiments.registry import ALL_SCALES, EXPERIMENTS, SCALES, get_experiment
 
@@ -90,8 +91,8 @@ class ExperimentConfig:
 
     @property
     def t_star(self) -> float:
-        """t* = log(α)/λ, in gradient-flow time."""
-        return math.log(self.alpha) / self.weight_decay
+        """t* = log(α)/λ, in gradient-flow time (:func:`~implicitbias.t_star`)."""
+        return transition_time(self.alpha, self.weight_decay)
 
     @property
     def t_max(self) -> float:
@@ -194,8 +195,8 @@ class ModularConfig(ExperimentConfig):
 
     @property
     def t_star(self) -> float:
-        """t* = log(α)/λ (NaN for α ≤ 1: no transition)."""
-        return math.log(self.alpha) / self.weight_decay if self.alpha > 1 else float("nan")
+        """t* = log(α)/λ (:func:`~implicitbias.t_star`; NaN for α ≤ 1: no transition)."""
+        return transition_time(self.alpha, self.weight_decay) if self.alpha > 1 else float("nan")
 
 
 def get_config(name: str, scale: str = "quick", overrides: Mapping[str, Any] | None = None) -> Any:
@@ -307,6 +308,13 @@ def _check_fields(cfg: Any, func: str) -> None:
             func,
             "weight_decay",
             "> 0 (the transition time t* = log(alpha)/lambda needs lambda > 0)",
+            repr(cfg.weight_decay),
+        )
+    if not math.isfinite(math.log(alpha) / wd):  # t_star would refuse it under its own name
+        raise fail(
+            func,
+            "weight_decay",
+            "large enough that t* = log(alpha)/lambda is finite",
             repr(cfg.weight_decay),
         )
     for key in _POSITIVE:

@@ -91,7 +91,7 @@ def run_diagonal(
     seed: int = 0,
     device: str = "cpu",
     method: Method | None = None,
-    progress: bool = False,
+    progress: bool | None = False,
     history_path: Any = None,
     log: Any = None,
     checkpoint_path: Any = None,
@@ -112,8 +112,8 @@ def run_diagonal(
         Torch device of the training.
     method : {"gd", "flow"}, optional
         Overrides ``cfg.method``.
-    progress : bool
-        Show the trainer's progress bar.
+    progress : bool or None
+        The trainer's progress (see :func:`implicitbias.train`).
     history_path : path, optional
         The trainer's incremental CSV.
     log : callable, optional

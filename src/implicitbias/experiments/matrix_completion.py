@@ -78,7 +78,7 @@ def run_matrix_completion(
     seed: int = 0,
     device: str = "cpu",
     method: Method | None = None,
-    progress: bool = False,
+    progress: bool | None = False,
     history_path: Any = None,
     log: Any = None,
     checkpoint_path: Any = None,

@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from implicitbias._errors import InvalidArgumentError
 from implicitbias.dynamics import Method
 from implicitbias.experiments._common import (
     CheckSpec,
     EvalCounter,
     RunOutput,
-    kkt_epsilon_rel,
     measure_checks,
     schedule,
     torch_dtype,
@@ -42,6 +42,7 @@ from implicitbias.experiments.configs import ModularConfig
 from implicitbias.experiments.data import modular_addition_data
 from implicitbias.experiments.registry import Experiment, register
 from implicitbias.init import scale_init, zero_last_layer
+from implicitbias.kkt import kkt_residuals
 from implicitbias.models import HomogeneousMLP
 
 __all__ = ["run_modular_addition", "check_specs"]
@@ -78,7 +79,7 @@ def run_modular_addition(
     seed: int = 0,
     device: str = "cpu",
     method: Method | None = None,
-    progress: bool = False,
+    progress: bool | None = False,
     history_path: Any = None,
     log: Any = None,
     checkpoint_path: Any = None,
@@ -111,11 +112,11 @@ def run_modular_addition(
             pred = out.argmax(1)
             acc = float((pred == yt).double().mean())
             loss = float(torch.nn.functional.cross_entropy(out.double(), yt))
-        eps = math.nan
+        kkt = {"kkt_epsilon_rel": math.nan, "kkt_delta": math.nan}
         i = counter.index(t)
         if i in kkt_idx and i > 0:
-            eps = kkt_epsilon_rel(h, X, y, task="multiclass", weight_decay=cfg.weight_decay)
-        return {"test_acc": acc, "test_loss": loss, "kkt_epsilon_rel": eps}
+            kkt = _certificate(h, X, y, cfg.weight_decay, say)
+        return {"test_acc": acc, "test_loss": loss, **kkt}
 
     res = train_configured(
         net,
@@ -156,10 +157,12 @@ def run_modular_addition(
         "test_acc_at": {
             f"{c:g} t*": value_at(hist, "test_acc", c) for c in _REPORT_TIMES if c <= r[-1]
         },
+        "kkt_at": _kkt_along(hist),
         "final": {
             "train_acc": float(train_acc[-1]),
             "test_acc": float(test_acc[-1]),
             "theta_norm": float(hist["theta_norm"][-1]),
+            "kkt_epsilon_rel": _last_finite(hist["kkt_epsilon_rel"]),
             "rescaled_time": float(r[-1]),
         },
         "checks": measure_checks(
@@ -185,6 +188,43 @@ def run_modular_addition(
     return RunOutput(
         "modular-addition", hist, summary, baselines, "accuracy", cfg.t_star, cfg.lr, info
     )
+
+
+def _kkt_along(hist: Any) -> dict[str, dict[str, float]]:
+    """The (ε, δ)-KKT residuals of the margin problem where they were measured (THEORY §3,
+    multiclass), keyed by the rescaled time."""
+    eps, delta, r = hist["kkt_epsilon_rel"], hist["kkt_delta"], hist["rescaled_time"]
+    return {
+        f"{float(r[i]):.3g} t*": {"epsilon_rel": float(eps[i]), "delta": float(delta[i])}
+        for i in np.flatnonzero(np.isfinite(eps))
+    }
+
+
+def _last_finite(values: Any) -> float:
+    ok = np.flatnonzero(np.isfinite(values))
+    return float(values[ok[-1]]) if ok.size else math.nan
+
+
+def _certificate(
+    h: Any, X: torch.Tensor, y: torch.Tensor, weight_decay: float, say: Any
+) -> dict[str, float]:
+    """KKT ε_rel and δ of the network's margin problem (one constraint per pair
+    ``(i, j ≠ y_i)``; :func:`kkt_residuals` takes its working-set route at this size); NaN
+    before the training set is separated, or when the working set outgrows the memory
+    budget (said in the log)."""
+    out = {"kkt_epsilon_rel": math.nan, "kkt_delta": math.nan}
+    with torch.no_grad():
+        logits = h(X)
+    if not bool((logits.argmax(1) == y).all()):
+        return out  # the margin problem is only posed at a separating θ
+    try:
+        rep = kkt_residuals(h, X, y, task="multiclass", weight_decay=weight_decay)
+    except InvalidArgumentError as exc:
+        if "'memory_budget'" not in str(exc):
+            raise
+        say(f"  KKT certificate skipped: {str(exc).split(';')[0]}")
+        return out
+    return {"kkt_epsilon_rel": float(rep.epsilon_rel), "kkt_delta": float(rep.delta)}
 
 
 def _launch(cfg: ModularConfig, *, name: str, workdir: Any, **kwargs: Any) -> RunOutput:
@@ -226,6 +266,7 @@ register(
                 lr=0.1,
                 horizon=12.0,
                 num_evals=60,
+                kkt_evals=12,
                 method="gd",
                 dtype="float32",
             ),
@@ -238,6 +279,7 @@ register(
                 lr=0.05,
                 horizon=2.0,
                 num_evals=30,
+                kkt_evals=4,
                 method="flow",
                 dtype="float64",
                 rtol=1e-3,

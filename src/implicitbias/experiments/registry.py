@@ -57,7 +57,7 @@ class ExperimentRunner(Protocol):
         seed: int,
         device: str,
         method: Method | None,
-        progress: bool,
+        progress: bool | None,
         history_path: Any,
         log: Callable[[str], None] | None,
         checkpoint_path: Any,

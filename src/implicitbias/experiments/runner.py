@@ -45,6 +45,8 @@ from typing import Any
 
 import torch
 
+from implicitbias._progress import check_progress
+from implicitbias._results import ResultRecord
 from implicitbias._validation import check_bool, check_choice, check_int, fail, fail_type
 from implicitbias.dynamics import History, Method
 from implicitbias.experiments import _rundir
@@ -67,7 +69,7 @@ __all__ = ["run", "RunResult", "list_experiments"]
 
 
 @dataclass(frozen=True)
-class RunResult:
+class RunResult(ResultRecord):
     """The outcome of :func:`run`.
 
     Attributes
@@ -217,7 +219,7 @@ def run(
     out_dir: str | os.PathLike[str] | None = None,
     device: str = "cpu",
     method: Method | None = None,
-    progress: bool = False,
+    progress: bool | None = False,
     overrides: Mapping[str, Any] | None = None,
     figure: bool = True,
     threads: int | None = None,
@@ -255,8 +257,10 @@ def run(
     method : {"gd", "flow"}, optional
         Fixed-step GD or adaptive gradient flow; default the config's (flow for the diagonal
         and matrix-completion runs).
-    progress : bool, default False
-        Show the trainer's progress bar.
+    progress : bool or None, default False
+        The trainer's progress (``train``'s ``progress``): ``True`` a bar, ``None`` a bar on a
+        terminal and else an ``INFO`` line of the ``"implicitbias.progress"`` logger every
+        ~10 s, ``False`` nothing.
     overrides : mapping, optional
         Config fields to replace, e.g. ``{"d": 500}``; every field is type- and range-checked.
     figure : bool, default True
@@ -320,6 +324,7 @@ def run(
     cfg = build_config(name, scale, overrides, func=func)
     device = check_device(device, func)
     threads = 1 if threads is None else check_int(threads, func, "threads", minimum=1)
+    progress = check_progress(progress, func)
     figure = check_bool(figure, func, "figure")
     resume = check_bool(resume, func, "resume")
     if log is not None and not callable(log):

@@ -9,13 +9,15 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import scipy.linalg as sla
+import torch
 
 from implicitbias._errors import InaccurateSolutionWarning, InfeasibleError, SolverError
 from implicitbias._psd import psd_error, psd_rtol
+from implicitbias._results import ResultRecord, match_input
 from implicitbias._status import OPTIMAL, OPTIMAL_INACCURATE, Status, renamed
 from implicitbias._validation import (
     as_float_array,
@@ -30,7 +32,7 @@ _FUNC = "kernel_regression"
 
 
 @dataclass(frozen=True)
-class KernelRegressionResult:
+class KernelRegressionResult(ResultRecord):
     """Solution of the minimum-norm interpolation problem (K2).
 
     The figures of the problem follow the library's result vocabulary (``docs/results.md``),
@@ -91,17 +93,23 @@ class KernelRegressionResult:
 
     max_abs_residual = renamed("max_violation")
 
-    def predict(self, K_new_train: Any) -> np.ndarray:
+    @overload
+    def predict(self, K_new_train: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def predict(self, K_new_train: Any) -> np.ndarray: ...
+    def predict(self, K_new_train: Any) -> Any:
         """Predictions ``<phi(x), h> = sum_j c_j K(x, x_j)``.
 
         Parameters
         ----------
-        K_new_train : array_like, shape (m, n)
+        K_new_train : array_like or torch.Tensor, shape (m, n)
             Kernel between new points (rows) and the training points (columns).
 
         Returns
         -------
-        ndarray, shape (m,) or (m, C)
+        ndarray or torch.Tensor, shape (m,) or (m, C)
+            A numpy array for array input; for a tensor, a tensor on its device in its
+            floating dtype (float64 for an integer tensor). Computed in float64.
         """
         Kn = as_float_array(K_new_train, "KernelRegressionResult.predict", "K_new_train", ndim=2)
         if Kn.shape[1] != self._n:
@@ -111,7 +119,7 @@ class KernelRegressionResult:
                 f"an (m, {self._n}) kernel between new and training points",
                 f"shape {Kn.shape}",
             )
-        return Kn @ self.coef
+        return match_input(Kn @ self.coef, K_new_train)
 
 
 def kernel_regression(K: Any, y: Any, *, rtol: float = 1e-8) -> KernelRegressionResult:

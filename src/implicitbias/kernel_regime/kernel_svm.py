@@ -27,15 +27,17 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
+import torch
 
 from implicitbias._errors import InaccurateSolutionWarning, SolverError
 from implicitbias._nonneg_qp import SEPARABILITY_FLOOR as _SEPARABILITY_FLOOR
 from implicitbias._nonneg_qp import QPOutcome as _QPOutcome  # noqa: F401  (its result type)
 from implicitbias._nonneg_qp import solve_nonneg_qp as _solve_nonneg_qp
 from implicitbias._psd import check_psd, prove_psd
+from implicitbias._results import ResultRecord, match_input
 from implicitbias._status import Status, renamed
 from implicitbias._validation import (
     as_float_array,
@@ -152,7 +154,7 @@ def _solve_certified(
 
 
 @dataclass(frozen=True)
-class KernelSVMResult:
+class KernelSVMResult(ResultRecord):
     """Solution of the hard-margin kernel SVM without bias (problem K1), in norm form.
 
     The figures of the problem follow the library's result vocabulary (``docs/results.md``):
@@ -233,31 +235,46 @@ class KernelSVMResult:
 
     n_iter = renamed("iterations")
 
-    def decision_function(self, K_new_train: Any) -> np.ndarray:
+    @overload
+    def decision_function(self, K_new_train: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def decision_function(self, K_new_train: Any) -> np.ndarray: ...
+    def decision_function(self, K_new_train: Any) -> Any:
         """Scores ``<phi(x), h> = sum_j a_j y_j K(x, x_j)`` of the minimum-norm ``h``.
 
         Parameters
         ----------
-        K_new_train : array_like, shape (m, n)
+        K_new_train : array_like or torch.Tensor, shape (m, n)
             Kernel between new points (rows) and the training points (columns).
 
         Returns
         -------
-        ndarray, shape (m,)
+        ndarray or torch.Tensor, shape (m,)
+            A numpy array for array input; for a tensor, a tensor on its device in its
+            floating dtype (float64 for an integer tensor). Computed in float64.
         """
-        Kn = as_float_array(K_new_train, "KernelSVMResult.decision_function", "K_new_train", ndim=2)
+        return match_input(self._scores(K_new_train, "decision_function"), K_new_train)
+
+    @overload
+    def predict(self, K_new_train: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def predict(self, K_new_train: Any) -> np.ndarray: ...
+    def predict(self, K_new_train: Any) -> Any:
+        """Predicted labels ``sign(<phi(x), h>)`` in {-1, 0, +1}, shape (m,) (a tensor for a
+        tensor ``K_new_train``, as :meth:`decision_function`)."""
+        return match_input(np.sign(self._scores(K_new_train, "predict")), K_new_train)
+
+    def _scores(self, K_new_train: Any, method: str) -> np.ndarray:
+        name = f"KernelSVMResult.{method}"
+        Kn = as_float_array(K_new_train, name, "K_new_train", ndim=2)
         if Kn.shape[1] != self._n:
             raise fail(
-                "KernelSVMResult.decision_function",
+                name,
                 "K_new_train",
                 f"an (m, {self._n}) kernel between new and training points",
                 f"shape {Kn.shape}",
             )
         return Kn @ self.coef
-
-    def predict(self, K_new_train: Any) -> np.ndarray:
-        """Predicted labels ``sign(<phi(x), h>)`` in {-1, 0, +1}, shape (m,)."""
-        return np.sign(self.decision_function(K_new_train))
 
 
 def kernel_svm(

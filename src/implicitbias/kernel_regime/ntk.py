@@ -33,6 +33,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import nn
 
+from implicitbias._progress import Progress, check_progress
 from implicitbias._validation import check_choice, check_int, describe, fail, fail_type
 from implicitbias.kernel_regime._chain import (
     hook_problem,
@@ -120,6 +121,7 @@ def _blocked_kernel(
     full: bool,
     chunk_size: int | None,
     out: torch.Tensor,
+    bar: Progress | None = None,
 ) -> None:
     """Add the route's kernel to ``out`` ((n1·C, n2·C) if full, else (n1, n2)), block by block.
 
@@ -128,7 +130,7 @@ def _blocked_kernel(
     columns. Otherwise a row block of features is held while the column features are computed
     block by block (and recomputed for the next row block), so at most two blocks of features
     are alive. With ``X2 is None`` only the blocks on and above the diagonal are computed, and
-    mirrored.
+    mirrored. ``bar`` counts the rows of X1 done.
     """
     symmetric = X2 is None
     Xc = X1 if X2 is None else X2
@@ -155,6 +157,8 @@ def _blocked_kernel(
                 out[re * c :, r * c : re * c].copy_(dest[:, (re - r) * c :].T)
             else:
                 route.contract(F1, Fc, full, out[r * c : re * c, :])
+            if bar is not None:
+                bar.set(re)
         return
     # Features do not fit: a large row block against small column blocks, recomputed per row
     # block (the column features are evaluated about n1 / row_chunk times in all).
@@ -178,6 +182,8 @@ def _blocked_kernel(
             route.contract(F1, route.features(Xc[s:se]), full, dest)
             if symmetric:
                 out[s * c : se * c, r * c : re * c].copy_(dest.T)
+        if bar is not None:
+            bar.set(re)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,6 +268,7 @@ def _accumulate(
     out: torch.Tensor,
     routes: list[str],
     label: str = "model",
+    progress: bool | None = False,
 ) -> None:
     """Add the kernel of ``model`` (by ``method``) to ``out``; record the route(s) used."""
     if not _trainable(model):
@@ -273,8 +280,9 @@ def _accumulate(
         if problem is None and _disjoint(parts):
             for name, part in parts.items():
                 _accumulate(
-                    part, X1, X2, C, full, method, chunk_size, out, routes, f"{label}.{name}"
-                )
+                    part, X1, X2, C, full, method, chunk_size, out, routes, f"{label}.{name}",
+                    progress,
+                )  # fmt: skip
             return
         if method in ("closed_form", "structured"):
             what = "two copies" if len(parts) == 2 else f"{len(parts)} parts"
@@ -318,7 +326,8 @@ def _accumulate(
             routes.append("structured")
             return
     h = Homogeneous(model, degree=1, check=False)
-    _blocked_kernel(jacobian_route(h, C), X1, X2, C, full, chunk_size, out)
+    with Progress(X1.shape[0], desc=f"{_FUNC} (jacobian)", unit="row", progress=progress) as bar:
+        _blocked_kernel(jacobian_route(h, C), X1, X2, C, full, chunk_size, out, bar)
     routes.append("jacobian")
     LOG.debug("empirical_ntk: Jacobian route for %s", kind)
 
@@ -331,6 +340,7 @@ def empirical_ntk(
     chunk_size: int | None = None,
     method: NTKMethod = "auto",
     trace: bool = False,
+    progress: bool | None = None,
 ) -> torch.Tensor:
     r"""Empirical neural tangent kernel of a model at its current parameters.
 
@@ -413,6 +423,10 @@ def empirical_ntk(
     trace : bool, default False
         For a ``C``-output model, return the ``(n1, n2)`` trace kernel Σ_a K_{(i,a),(j,a)}
         instead of the full kernel.
+    progress : bool, optional
+        Progress of the Jacobian route (rows of ``X1`` done; the other routes are fast):
+        by default a tqdm bar when stderr is a terminal, else an ``INFO`` line of the
+        ``"implicitbias.progress"`` logger every ~10 s; ``True`` a bar, ``False`` nothing.
 
     Returns
     -------
@@ -456,6 +470,7 @@ def empirical_ntk(
         raise fail_type(_FUNC, "model", "a torch.nn.Module", model)
     if not isinstance(trace, bool):
         raise fail_type(_FUNC, "trace", "a bool", trace)
+    progress = check_progress(progress, _FUNC)
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, _FUNC, "chunk_size", minimum=1)
     h = model if isinstance(model, Homogeneous) else Homogeneous(model, degree=1, check=False)
@@ -469,7 +484,7 @@ def empirical_ntk(
     out = torch.zeros(shape, dtype=h.dtype, device=h.device)
     routes: list[str] = []
     try:
-        _accumulate(h.model, X1, X2, C, full, method, chunk_size, out, routes)
+        _accumulate(h.model, X1, X2, C, full, method, chunk_size, out, routes, progress=progress)
     except _Unsupported as exc:
         raise fail(
             _FUNC,

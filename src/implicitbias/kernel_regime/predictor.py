@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from implicitbias._errors import SolverError
+from implicitbias._results import ResultRecord, match_input
 from implicitbias._validation import (
     as_class_labels,
     as_float_array,
@@ -22,6 +23,8 @@ from implicitbias._validation import (
     fail,
     fail_type,
 )
+from implicitbias.kernel_regime._kron_ntk import kron_ntk
+from implicitbias.kernel_regime.multiclass_svm import MEMORY_BUDGET
 from implicitbias.kernel_regime.ntk import NTKMethod, empirical_ntk
 from implicitbias.models import check_input, prepare_input
 
@@ -30,10 +33,13 @@ __all__ = ["NTKPredictor", "ntk_predictor"]
 #: The problems :func:`ntk_predictor` solves (its ``task`` argument).
 NTKTask = Literal["classification", "regression", "multiclass"]
 _TASKS: tuple[str, ...] = get_args(NTKTask)
+#: How :func:`ntk_predictor` treats the multi-output NTK (its ``structure`` argument).
+NTKStructure = Literal["auto", "kron", "full"]
+_STRUCTURES: tuple[str, ...] = get_args(NTKStructure)
 
 
 @dataclass(frozen=True)
-class NTKPredictor:
+class NTKPredictor(ResultRecord):
     r"""The kernel-regime predictor x ↦ ⟨φ(x), h*⟩ with φ(x) = ∇_θ f(θ̄; x) (THEORY §2).
 
     ``h*`` is the minimum-norm solution of (K1) (binary classification), of its multiclass
@@ -54,7 +60,8 @@ class NTKPredictor:
         ``min_i y_i ⟨φ(x_i), h*⟩ / ‖h*‖`` (multiclass: the smallest score gap to another class).
         ``None`` for regression.
     kernel : torch.Tensor
-        The NTK on the training inputs, ``(n, n)`` (multiclass: the full ``(n·C, n·C)`` kernel).
+        The NTK on the training inputs, ``(n, n)`` (multiclass: the full ``(n·C, n·C)`` kernel,
+        or, with ``structure="kron"``, the per-class ``(n, n)`` kernel ``K`` of ``K ⊗ I_C``).
     solution : object
         The solver's own result record (``kernel_svm``, ``multiclass_kernel_svm`` or
         ``kernel_regression``).
@@ -64,6 +71,10 @@ class NTKPredictor:
         A frozen copy of the model at the parameters where the NTK was taken.
     method : str
         The ``empirical_ntk`` route used for new kernels.
+    structure : {"full", "kron"}
+        ``"kron"`` when the multi-output NTK was proven to be ``K ⊗ I_C`` and only ``K`` was
+        computed (also for new points, where the proof is repeated; where it fails there, the
+        full cross kernel is used); else ``"full"``.
     """
 
     task: NTKTask
@@ -76,6 +87,7 @@ class NTKPredictor:
     model: nn.Module = field(repr=False)
     method: NTKMethod = "auto"
     chunk_size: int | None = None
+    structure: Literal["full", "kron"] = "full"
 
     @property
     def num_outputs(self) -> int:
@@ -83,7 +95,9 @@ class NTKPredictor:
         return 1 if self.coef.ndim == 1 else int(self.coef.shape[1])
 
     def cross_kernel(self, X_new: torch.Tensor) -> torch.Tensor:
-        """``K(X_new, X_train)``: shape ``(m, n)``, or ``(m·C, n·C)`` for multiclass."""
+        """``K(X_new, X_train)``: shape ``(m, n)``, or ``(m·C, n·C)`` for multiclass (``(m, n)``,
+        the per-class kernel, for ``structure="kron"`` where ``K ⊗ I_C`` is proven on
+        ``X_new`` too)."""
         func = "NTKPredictor.decision_function"
         X_new = prepare_input(self.model, X_new, func=func, arg="X_new")
         if X_new.shape[1:] != self.X_train.shape[1:]:
@@ -95,12 +109,16 @@ class NTKPredictor:
                 describe(X_new),
             )
         check_input(self.model, X_new, func=func, arg="X_new")  # e.g. index pairs in range
+        if self.structure == "kron":
+            K, _ = kron_ntk(self.model, X_new, self.X_train, self.num_outputs)
+            if K is not None:
+                return K
         return empirical_ntk(
             self.model, X_new, self.X_train, method=self.method, chunk_size=self.chunk_size
         )
 
-    def decision_function(self, X_new: torch.Tensor, *, normalized: bool = False) -> np.ndarray:
-        r"""``⟨φ(x), h*⟩`` for each row x of ``X_new`` (float64).
+    def decision_function(self, X_new: Any, *, normalized: bool = False) -> Any:
+        r"""``⟨φ(x), h*⟩`` for each row x of ``X_new`` (computed in float64).
 
         Parameters
         ----------
@@ -114,27 +132,34 @@ class NTKPredictor:
 
         Returns
         -------
-        numpy.ndarray
-            Shape ``(m,)``, or ``(m, C)`` scores for multiclass.
+        torch.Tensor or numpy.ndarray
+            Shape ``(m,)``, or ``(m, C)`` scores for multiclass: a tensor on ``X_new``'s device
+            (in its floating dtype; float64 for index inputs) when ``X_new`` is a tensor, a
+            float64 array when it is an array.
         """
         if not isinstance(normalized, bool):
             raise fail_type("NTKPredictor.decision_function", "normalized", "a bool", normalized)
+        return match_input(self._values(X_new, normalized), X_new)
+
+    def _values(self, X_new: Any, normalized: bool = False) -> np.ndarray:
         Kx = self.cross_kernel(X_new).detach().to("cpu", torch.float64).numpy()
-        if self.coef.ndim == 1:
+        if self.coef.ndim == 1 or Kx.shape[1] == self.coef.shape[0]:  # (m, n): K or K ⊗ I_C
             values = Kx @ self.coef
         else:
             C = self.coef.shape[1]
             values = (Kx @ self.coef.reshape(-1)).reshape(-1, C)
         return values / self.norm if normalized else values
 
-    def predict(self, X_new: torch.Tensor) -> np.ndarray:
-        """Signs in {−1, 0, +1} (classification), class indices (multiclass) or values (regression)."""
-        values = self.decision_function(X_new)
+    def predict(self, X_new: Any) -> Any:
+        """Signs in {−1, 0, +1} (classification), class indices (multiclass) or values
+        (regression); a tensor for a tensor ``X_new`` (class indices as int64), else an array.
+        """
+        values = self._values(X_new)
         if self.task == "classification":
-            return np.sign(values)
+            return match_input(np.sign(values), X_new)
         if self.task == "multiclass":
-            return np.argmax(values, axis=1)
-        return values
+            return match_input(np.argmax(values, axis=1), X_new, dtype=torch.int64)
+        return match_input(values, X_new)
 
 
 def _checked_norm(squared: float | np.floating | np.ndarray) -> float:
@@ -207,6 +232,7 @@ def ntk_predictor(
     method: NTKMethod = "auto",
     chunk_size: int | None = None,
     solver_options: dict[str, Any] | None = None,
+    structure: NTKStructure = "auto",
 ) -> NTKPredictor:
     r"""The early-phase predictor: the NTK max-margin or min-norm interpolating solution.
 
@@ -254,7 +280,20 @@ def ntk_predictor(
     solver_options : dict, optional
         Keyword arguments for the kernel solver (:func:`kernel_svm`,
         :func:`kernel_regression` or :func:`multiclass_kernel_svm`, by ``task``); an unknown
-        key raises ``ValueError`` naming it.
+        key raises ``ValueError`` naming it. For multiclass, ``memory_budget`` also bounds the
+        full multi-output kernel (about 24 bytes per entry with its copies).
+    structure : {"auto", "kron", "full"}, default "auto"
+        Multiclass only. The multi-output NTK is exactly ``K ⊗ I_C`` (the same ``n x n``
+        kernel in every class block, nothing across classes) when the forward pass ends with
+        a linear layer and every other trainable parameter gets zero gradient: at a
+        last-layer-zero initialization (of a :class:`HomogeneousMLP`, an ``nn.Sequential``
+        of linear layers and ReLUs, biases included, or a :class:`Symmetrized` pair of them),
+        or when only the last layer trains. ``"auto"`` proves that structure on ``X`` (the
+        layer chain of the structured NTK route, the last layer's weight exactly zero) and
+        then computes only ``K`` (``n^2`` numbers, not ``(nC)^2``) and solves
+        :func:`multiclass_kernel_svm` with ``structure="kron"``; otherwise, and with
+        ``"full"``, it computes the full kernel. ``"kron"`` raises where the structure is
+        not proven, saying why.
 
     Returns
     -------
@@ -288,6 +327,15 @@ def ntk_predictor(
     """
     func = "ntk_predictor"
     check_choice(task, func, "task", _TASKS)
+    check_choice(structure, func, "structure", _STRUCTURES)
+    if structure == "kron" and task != "multiclass":
+        raise fail(
+            func,
+            "structure",
+            f"'auto' or 'full' for task={task!r}",
+            "'kron'",
+            "K ⊗ I_C is a structure of the multi-output NTK of task='multiclass'.",
+        )
     if not isinstance(model, nn.Module):
         raise fail_type(func, "model", "a torch.nn.Module", model)
     if not isinstance(X, torch.Tensor):
@@ -312,8 +360,13 @@ def ntk_predictor(
         snapshot = copy.deepcopy(model)
     X = prepare_input(snapshot, X, func=func)
     check_input(snapshot, X, func=func, arg="X")  # the model's own check (index pairs in range)
-    K = empirical_ntk(snapshot, X, method=method, chunk_size=chunk_size)
-    C = K.shape[0] // n
+    kind: Literal["full", "kron"] = "full"
+    if task == "multiclass":
+        K, kind = _multiclass_kernel(snapshot, X, structure, options, method, chunk_size, func)
+        C = K.shape[0] // n if kind == "full" else _outputs(snapshot, X) or 1
+    else:
+        K = empirical_ntk(snapshot, X, method=method, chunk_size=chunk_size)
+        C = K.shape[0] // n
     Kn = K.detach().to("cpu", torch.float64).numpy()
     if task in ("classification", "regression") and C != 1:
         raise fail(
@@ -344,10 +397,16 @@ def ntk_predictor(
             raise fail(
                 func, "y", f"class labels in {{0, ..., {C - 1}}}", f"max label {labels.max()}"
             )
-        options.setdefault("n_classes", C)
-        solution = solver(Kn, labels, **options)
+        if options.setdefault("n_classes", C) != C:
+            raise fail(
+                func,
+                "solver_options",
+                f"n_classes = {C} (the model's number of outputs), or no 'n_classes' key",
+                f"n_classes = {options['n_classes']!r}",
+            )
+        solution = solver(Kn, labels, structure=kind, **options)
         coef = _multiclass_coef(solution, labels, n, C)
-        scores = (Kn @ coef.reshape(-1)).reshape(n, C)
+        scores = Kn @ coef if kind == "kron" else (Kn @ coef.reshape(-1)).reshape(n, C)
         norm = _checked_norm(coef.reshape(-1) @ scores.reshape(-1))
         true = scores[np.arange(n), labels]
         others = scores.copy()
@@ -364,4 +423,70 @@ def ntk_predictor(
         model=snapshot,
         method=method,
         chunk_size=chunk_size,
+        structure=kind,
     )
+
+
+def _outputs(model: nn.Module, X: torch.Tensor) -> int | None:
+    """The number of outputs C of ``model`` (one forward pass on a row), or ``None`` if that
+    pass fails (:func:`empirical_ntk` then reports the problem)."""
+    try:
+        with torch.no_grad():
+            out = model(X[:1])
+    except Exception:  # noqa: BLE001 - empirical_ntk raises the user-facing error
+        return None
+    if not isinstance(out, torch.Tensor):
+        return None
+    return 1 if out.ndim <= 1 else int(out[0].numel())
+
+
+def _multiclass_kernel(
+    model: nn.Module,
+    X: torch.Tensor,
+    structure: NTKStructure,
+    options: dict[str, Any],
+    method: NTKMethod,
+    chunk_size: int | None,
+    func: str,
+) -> tuple[torch.Tensor, Literal["full", "kron"]]:
+    """The NTK for ``task="multiclass"``: the per-class ``K`` when ``K ⊗ I_C`` is proven (and
+    ``structure`` allows it), else the full multi-output kernel (within the memory budget)."""
+    if "structure" in options:
+        raise fail(
+            func,
+            "solver_options",
+            "a dict without a 'structure' key",
+            "structure=" + repr(options["structure"]),
+            "ntk_predictor chooses it from the model; use its own structure argument.",
+        )
+    C = _outputs(model, X)
+    why = "structure='full' was asked for" if structure == "full" else "its forward pass failed"
+    if C is not None and C >= 2 and structure != "full":
+        K, why = kron_ntk(model, X, None, C)
+        if K is not None:
+            return K, "kron"
+    if structure == "kron":
+        raise fail(
+            func,
+            "structure",
+            "'auto' or 'full' for this model: structure='kron' needs a multi-output NTK proven "
+            "to be K ⊗ I_C",
+            "'kron'",
+            f"It is not proven because {why}.",
+        )
+    n = X.shape[0]
+    nC = n * (C or 1)
+    budget = options.get("memory_budget", MEMORY_BUDGET)
+    itemsize = torch.empty((), dtype=X.dtype).element_size() if X.is_floating_point() else 8
+    need = (itemsize + 16) * nC * nC  # the kernel, its float64 copy and the solver's copy
+    if isinstance(budget, int) and need > budget:
+        raise fail(
+            func,
+            "model",
+            f"a model whose full ({nC}, {nC}) multi-output NTK fits the memory budget of "
+            f"{budget} bytes (solver_options['memory_budget'])",
+            f"one that needs {need} bytes",
+            "Its NTK is K ⊗ I_C (and only the n x n K is computed) when every trainable "
+            f"parameter other than the last layer's gets zero gradient; here: {why}.",
+        )
+    return empirical_ntk(model, X, method=method, chunk_size=chunk_size), "full"

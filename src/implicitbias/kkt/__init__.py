@@ -8,7 +8,12 @@ Modules: ``margins`` (validation, margins, normalized/smoothed margin), ``report
 (:class:`KKTReport`), ``residuals`` (:func:`kkt_residuals`, the orchestration), ``_epsilon``
 (NTK, ε by the Gram form or directly), ``_classification`` / ``_regression`` (the multipliers of
 each task), ``certificates`` (the convex certificates a model declares through its
-``convex_surrogate``), ``nnls`` (the Gram NNLS).
+``convex_surrogate``), ``nnls`` (the Gram NNLS). The working-set route for many constraints
+(multiclass, large n): ``_working_set`` (the NNLS on working sets, checked against all
+constraints), ``_gram_cache`` (the Gram of the touched constraints within a memory budget),
+``_gram_features`` (Gram blocks from per-layer factors or gradient rows), ``_gradients``
+(per-constraint gradients, Jacobian-vector products, pullbacks), ``_pivoting`` (block
+principal pivoting for large supports).
 """
 
 from implicitbias.kkt.margins import normalized_margin, smoothed_margin

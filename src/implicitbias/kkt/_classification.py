@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit, softmax
 
 from implicitbias._errors import InaccurateSolutionWarning
-from implicitbias.kkt._epsilon import Fit, GramForm
+from implicitbias.kkt._epsilon import EpsilonForm, Fit, GramForm
+from implicitbias.kkt._working_set import WorkingSetForm, make_solver, select_working_set
 from implicitbias.kkt.margins import (
     _check_separating,
     _example_margins,
@@ -26,9 +28,17 @@ from implicitbias.kkt.margins import (
     _smoothed,
 )
 from implicitbias.kkt.nnls import _finish_nnls
-from implicitbias.kkt.report import Loss
+from implicitbias.kkt.report import Loss, NNLSRoute
 
-__all__ = ["ACTIVE_THRESHOLDS", "margin_fit", "select_multipliers"]
+__all__ = [
+    "ACTIVE_THRESHOLDS",
+    "MarginProblem",
+    "assemble_fit",
+    "margin_fit",
+    "margin_problem",
+    "select_multipliers",
+    "working_set_fit",
+]
 
 #: Slack thresholds τ tried, in order, when restricting the multipliers to the near-active
 #: constraints ``q_i(θ̃) − 1 ≤ τ`` (see kkt_residuals, "Choice of multipliers").
@@ -114,48 +124,74 @@ class _Layout:
         return m.copy()
 
 
-def _constraints(
-    s: _Setup, Kt: np.ndarray, q_ex: np.ndarray, q_min: float
-) -> tuple[_Layout, np.ndarray, np.ndarray]:
-    """``(layout, Q, q(θ̃))`` of the margin constraints, from the NTK ``Kt`` at θ̃."""
+@dataclass(frozen=True)
+class MarginProblem:
+    """The margin constraints at ``θ̃ = θ / q_min^{1/L}``, before any Gram is formed."""
+
+    layout: _Layout
+    q_ex: np.ndarray  # example margins at θ
+    q_min: float
+    scale: float  # q_min^{−1/L}
+    tt: float  # ‖θ̃‖²
+    qc: np.ndarray  # constraint margins at θ̃, (m,)
+    b: np.ndarray  # L·qc
+    slack: np.ndarray  # max(qc − 1, 0)
+
+
+def margin_problem(s: _Setup, func: str) -> MarginProblem:
+    """The constraints (binary: one per example; multiclass: one per pair ``j ≠ y_i``), their
+    margins at θ̃ and the scale; raises on a model that does not separate the data."""
+    q_ex = _example_margins(s)
+    q_min = _check_separating(q_ex, func)
+    scale = q_min ** (-1.0 / s.L)
     if s.task == "multiclass":
-        C = s.C
         qp = _pair_margins(s.outputs, s.y) / q_min  # (n, C), inf at y_i
         rows, cols = np.nonzero(np.isfinite(qp))
-        A = rows * C + s.y[rows]
-        B = rows * C + cols
-        Q = Kt[np.ix_(A, A)] - Kt[np.ix_(A, B)] - Kt[np.ix_(B, A)] + Kt[np.ix_(B, B)]
         qc = qp[rows, cols]
     else:
-        Q = np.outer(s.y, s.y) * Kt
         qc = q_ex / q_min
         rows = np.arange(s.n)
         cols = np.zeros(s.n, dtype=np.int64)
-    return _Layout(s, rows, cols), 0.5 * (Q + Q.T), qc
+    return MarginProblem(
+        layout=_Layout(s, rows, cols),
+        q_ex=q_ex,
+        q_min=q_min,
+        scale=scale,
+        tt=(s.theta_norm * scale) ** 2,
+        qc=qc,
+        b=s.L * qc,
+        slack=np.maximum(qc - 1.0, 0.0),
+    )
+
+
+def _gram(s: _Setup, Kt: np.ndarray, layout: _Layout) -> np.ndarray:
+    """``Q = DᵀK(θ̃)D`` of the margin constraints, from the NTK ``Kt`` at θ̃."""
+    if s.task == "multiclass":
+        C = s.C
+        A = layout.rows * C + s.y[layout.rows]
+        B = layout.rows * C + layout.cols
+        Q = Kt[np.ix_(A, A)] - Kt[np.ix_(A, B)] - Kt[np.ix_(B, A)] + Kt[np.ix_(B, B)]
+    else:
+        Q = np.outer(s.y, s.y) * Kt
+    return 0.5 * (Q + Q.T)
 
 
 def _weight_decay_multipliers(
-    s: _Setup,
-    layout: _Layout,
-    qc: np.ndarray,
-    q_ex: np.ndarray,
-    q_min: float,
-    weight_decay: float,
-    loss: Loss,
+    s: _Setup, pb: MarginProblem, weight_decay: float, loss: Loss
 ) -> np.ndarray:
     """Route (b): ``μ_c = q_min^{(L−2)/L} r_c / (nλ)``, ``r_c = −ℓ'(q_c)`` (multiclass
     cross-entropy: the softmax probability of the pair's wrong class)."""
     if s.task == "multiclass":
-        q_raw = qc * q_min
+        q_raw = pb.qc * pb.q_min
         if loss == "exponential":
             r = np.exp(-q_raw)
         else:
-            r = softmax(s.outputs, axis=1)[layout.rows, layout.cols]
+            r = softmax(s.outputs, axis=1)[pb.layout.rows, pb.layout.cols]
     else:
-        q_raw = q_ex
+        q_raw = pb.q_ex
         r = np.exp(-q_raw) if loss == "exponential" else expit(-q_raw)
     L = s.L
-    return q_min ** ((L - 2.0) / L) * r / (s.n * weight_decay)
+    return pb.q_min ** ((L - 2.0) / L) * r / (s.n * weight_decay)
 
 
 def margin_fit(
@@ -168,7 +204,7 @@ def margin_fit(
     loss: Loss,
     func: str,
 ) -> Fit:
-    """The multipliers of the margin problem at ``θ̃ = θ / q_min^{1/L}``.
+    """The multipliers of the margin problem at ``θ̃ = θ / q_min^{1/L}`` (the dense route).
 
     Parameters
     ----------
@@ -185,43 +221,103 @@ def margin_fit(
     func : str
         The public function, for the error on a non-separating model.
     """
-    L = s.L
-    q_ex = _example_margins(s)
-    q_min = _check_separating(q_ex, func)
-    scale = q_min ** (-1.0 / L)
-    tt = (s.theta_norm * scale) ** 2
-    Kt = K * scale ** (2.0 * (L - 1.0))
-    layout, Q, qc = _constraints(s, Kt, q_ex, q_min)
-    b = L * qc
-    slack = np.maximum(qc - 1.0, 0.0)
+    pb = margin_problem(s, func)
+    Kt = K * pb.scale ** (2.0 * (s.L - 1.0))
+    Q = _gram(s, Kt, pb.layout)
     mu, eps_min, tau, iterations = select_multipliers(
-        Q, b, slack, tt, floor2=8 * u_K * tt * max(1.0, math.sqrt(b.size)), rtol=rtol
+        Q, pb.b, pb.slack, pb.tt, floor2=accuracy_floor2(u_K, pb), rtol=rtol
     )
-    form = GramForm(s, s.theta * scale, tt, Q, b, u_K, layout.coefficients)
-    multipliers = layout.table(mu)
-    margins = q_ex / q_min
+    form = GramForm(s, s.theta * pb.scale, pb.tt, Q, pb.b, u_K, pb.layout.coefficients)
+    return assemble_fit(
+        s, pb, form, mu, eps_min, tau, iterations, weight_decay, loss, "dense", pb.b.size
+    )
+
+
+def accuracy_floor2(u: float, pb: MarginProblem) -> float:
+    """Squared accuracy floor of the Gram formula, the slack on ε when accepting a
+    near-active restriction (:func:`select_multipliers`)."""
+    return 8 * u * pb.tt * max(1.0, math.sqrt(pb.b.size))
+
+
+def assemble_fit(
+    s: _Setup,
+    pb: MarginProblem,
+    form: EpsilonForm,
+    mu: np.ndarray,
+    eps_min: float,
+    tau: float,
+    iterations: int,
+    weight_decay: float | None,
+    loss: Loss,
+    route: NNLSRoute,
+    touched: int,
+) -> Fit:
+    """The :class:`Fit` of margin multipliers ``mu`` (either route)."""
+    multipliers = pb.layout.table(mu)
+    margins = pb.q_ex / pb.q_min
     wd_mu = None
     if weight_decay is not None:
-        wd_mu = _weight_decay_multipliers(s, layout, qc, q_ex, q_min, weight_decay, loss)
+        wd_mu = _weight_decay_multipliers(s, pb, weight_decay, loss)
     return Fit(
         form=form,
         mu=mu,
         multipliers=multipliers,
         support=np.flatnonzero(multipliers.reshape(s.n, -1).max(axis=1) > 0),
-        delta=float(np.max(mu * slack)) if mu.size else 0.0,
+        delta=float(np.max(mu * pb.slack)) if mu.size else 0.0,
         # θ̃ is feasible by construction: min_i q_i(θ̃) = q_min / q_min = 1 exactly.
         max_violation=float(np.max(np.maximum(1.0 - margins, 0.0))),
         epsilon_min=eps_min,
         active_threshold=tau,
         iterations=iterations,
-        n_constraints=int(b.size),
-        point_norm=math.sqrt(tt),
+        n_constraints=int(pb.b.size),
+        point_norm=math.sqrt(pb.tt),
         loss=loss,
         margins=margins,
-        q_min=q_min,
-        normalized_margin=q_min / s.theta_norm**L,
+        q_min=pb.q_min,
+        normalized_margin=pb.q_min / s.theta_norm**s.L,
         smoothed_margin=_smoothed(s, "exponential"),
         wd_mu=wd_mu,
-        slack=slack,
-        table=layout.table,
+        slack=pb.slack,
+        table=pb.layout.table,
+        nnls_route=route,
+        constraints_touched=int(touched),
+    )
+
+
+def working_set_fit(
+    s: _Setup,
+    *,
+    rtol: float,
+    weight_decay: float | None,
+    loss: Loss,
+    func: str,
+    budget: int,
+    chunk_size: int | None,
+) -> Fit:
+    """The multipliers of the margin problem on the working-set route (no NTK): the same NNLS
+    optimum and near-active restriction as :func:`margin_fit`, touching only the constraints
+    the working sets need (:mod:`._working_set`)."""
+    pb = margin_problem(s, func)
+    point = s.theta.detach() * pb.scale
+    layout = pb.layout
+    solver = make_solver(
+        s,
+        point,
+        layout.rows,
+        layout.cols,
+        pb.b,
+        pb.slack,
+        layout.coefficients,
+        budget=budget,
+        chunk_size=chunk_size,
+        func=func,
+    )
+    u = solver.grads.unit_roundoff
+    mu, eps_min, tau, iterations = select_working_set(
+        solver, pb.tt, accuracy_floor2(u, pb), rtol, ACTIVE_THRESHOLDS
+    )
+    form = WorkingSetForm(s, point, pb.tt, pb.b, solver.cache, u, layout.coefficients)
+    return assemble_fit(
+        s, pb, form, mu, eps_min, tau, iterations, weight_decay, loss, "working_set",
+        solver.cache.touched,
     )

@@ -20,15 +20,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from implicitbias.kernel_regime import empirical_ntk
 from implicitbias.kkt.margins import _Setup
-from implicitbias.kkt.report import EpsilonMethod, ReportLoss
+from implicitbias.kkt.report import EpsilonMethod, NNLSRoute, ReportLoss
 
-__all__ = ["Fit", "GramForm", "ntk", "unit_roundoff"]
+__all__ = ["EpsilonForm", "Fit", "GramForm", "ntk", "unit_roundoff"]
 
 
 def unit_roundoff(dtype: torch.dtype) -> float:
@@ -167,6 +168,23 @@ class GramForm:
         return eps_d, "direct", floor_d
 
 
+class EpsilonForm(Protocol):
+    """How a route evaluates ε of candidate multipliers (:class:`GramForm`, or the working-set
+    route's ``WorkingSetForm``)."""
+
+    @property
+    def tt(self) -> float: ...
+
+    @property
+    def norm(self) -> float: ...
+
+    def relative(self, value: float) -> float: ...
+
+    def epsilon(
+        self, mu: np.ndarray, *, direct: bool | None, chunk_size: int | None
+    ) -> tuple[float, EpsilonMethod, float]: ...
+
+
 @dataclass(frozen=True)
 class Fit:
     """A task's multipliers and the task-specific fields of its report.
@@ -176,7 +194,7 @@ class Fit:
     (and of ``wd_mu``) with ``form`` and builds the :class:`KKTReport` from the rest.
     """
 
-    form: GramForm
+    form: EpsilonForm
     mu: np.ndarray  # flat multipliers, one per constraint
     multipliers: np.ndarray  # the reported table of mu
     support: np.ndarray
@@ -195,6 +213,8 @@ class Fit:
     wd_mu: np.ndarray | None  # route-(b) multipliers (flat), with weight_decay
     slack: np.ndarray | None  # q_c − 1 ≥ 0 per constraint; None: equality constraints
     table: Callable[[np.ndarray], np.ndarray]
+    nnls_route: NNLSRoute  # how the multipliers were found
+    constraints_touched: int  # constraints whose gradients entered a Gram
 
     def slackness(self, m: np.ndarray) -> float | None:
         """``max_c m_c (q_c − 1)`` (complementary slackness); ``None`` for regression."""

@@ -69,4 +69,6 @@ def regression_fit(
         wd_mu=wd_mu,
         slack=None,
         table=identity,
+        nnls_route="dense",
+        constraints_touched=s.n,
     )

@@ -21,7 +21,9 @@ import scipy.linalg
 from implicitbias._blas import blas_single_thread
 from implicitbias._errors import SolverError
 from implicitbias._lawson_hanson import lawson_hanson as _lawson_hanson_gram
+from implicitbias._results import ResultRecord
 from implicitbias._validation import as_float_array, as_kernel_matrix, check_int, fail
+from implicitbias.kkt._pivoting import row_absmax
 
 __all__ = ["GramNNLSResult", "nnls_gram"]
 
@@ -29,7 +31,7 @@ _EPS = float(np.finfo(np.float64).eps)
 
 
 @dataclass(frozen=True)
-class GramNNLSResult:
+class GramNNLSResult(ResultRecord):
     """Solution of ``min_{μ ≥ 0} ½ μᵀQμ − bᵀμ`` (NNLS in Gram form).
 
     Attributes
@@ -202,10 +204,29 @@ def _finish_nnls(
     tol: float | None,
     max_iter: int,
     t0: float | None = None,
+    x0: np.ndarray | None = None,
 ) -> GramNNLSResult:
+    """Run the Lawson–Hanson loop (warm-started at ``x0``, a face minimizer on a linearly
+    independent support, when given) and check and package its answer."""
     t0 = time.perf_counter() if t0 is None else t0
     with _blas_single_thread(b.shape[0]):
-        mu, iterations, status = _lawson_hanson_gram(Q, b, cand, tol=tol, max_iter=max_iter)
+        mu, iterations, status = _lawson_hanson_gram(
+            Q, b, cand, tol=tol, max_iter=max_iter, x0=x0
+        )
+    return package_nnls(Q, b, cand, mu, iterations, status, t0)
+
+
+def package_nnls(
+    Q: np.ndarray,
+    b: np.ndarray,
+    cand: np.ndarray,
+    mu: np.ndarray,
+    iterations: int,
+    status: str,
+    t0: float,
+) -> GramNNLSResult:
+    """Check a solver's answer (finite, ``≥ 0``, optimal to far above rounding when it says
+    so) and package it as a :class:`GramNNLSResult`."""
     if not np.all(np.isfinite(mu)) or np.any(mu < 0):
         raise SolverError(
             "nnls_gram: the Lawson–Hanson loop returned a non-finite or negative solution "
@@ -218,7 +239,7 @@ def _finish_nnls(
     violation = max(viol_off, viol_on)
     if status == "optimal":
         # Rounding bound of b − Qμ (as in the loop), with a wide margin: only garbage fails.
-        bound = 64 * _EPS * (np.abs(b) + np.max(np.abs(Q), axis=1) * float(mu.sum()))
+        bound = 64 * _EPS * (np.abs(b) + row_absmax(Q) * float(mu.sum()))
         bound = bound * np.sqrt(max(1, int(np.count_nonzero(mu))))
         bad = np.where(mu > 0, np.abs(grad), np.maximum(grad, 0.0) * off) > 1e6 * bound + 1e-300
         if np.any(bad):

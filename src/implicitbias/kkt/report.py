@@ -8,10 +8,20 @@ from typing import Literal
 
 import numpy as np
 
+from implicitbias._results import ResultRecord
 from implicitbias._status import renamed
 from implicitbias._validation import check_nonnegative
 
-__all__ = ["KKTReport", "Task", "Loss", "ReportLoss", "EpsilonMethod", "Surrogate"]
+__all__ = [
+    "KKTReport",
+    "Task",
+    "Loss",
+    "ReportLoss",
+    "EpsilonMethod",
+    "NNLSRoute",
+    "NNLSRouteOption",
+    "Surrogate",
+]
 
 #: The margin problem a report checks: binary, multiclass (one constraint per pair) or
 #: regression (interpolation).
@@ -22,12 +32,17 @@ Loss = Literal["logistic", "exponential"]
 ReportLoss = Literal["logistic", "exponential", "squared"]
 #: How the reported ε was evaluated.
 EpsilonMethod = Literal["gram", "direct"]
+#: How the multipliers were found: the dense NTK Gram over all constraints, or the working set
+#: of near-active constraints (checked against all of them; see ``kkt/_working_set.py``).
+NNLSRoute = Literal["dense", "working_set"]
+#: The ``nnls_route=`` option of :func:`~implicitbias.kkt_residuals` (``"auto"``: by memory).
+NNLSRouteOption = Literal["auto", "dense", "working_set"]
 #: The convex problems whose optima certify a model's KKT point (see ``kkt/certificates.py``).
 Surrogate = Literal["l1_max_margin", "l1_interpolation", "min_nuclear_norm"]
 
 
 @dataclass(frozen=True)
-class KKTReport:
+class KKTReport(ResultRecord):
     r"""How close a trained model is to a KKT point of its margin problem.
 
     Classification (binary or multiclass) reports the (ε, δ)-KKT residuals at the rescaled
@@ -105,6 +120,13 @@ class KKTReport:
         ``‖θ̃‖² − convex_optimum`` (regression: ``‖θ‖² − …``) and its ratio to the optimum.
     n_constraints : int
         Number of margin constraints (``n``, or ``n(C − 1)`` for multiclass).
+    constraints_touched : int
+        Constraints whose gradients entered a Gram matrix: ``n_constraints`` on the dense
+        route; on the working-set route, every constraint that was ever in a working set.
+    nnls_route : {"dense", "working_set"}
+        How the multipliers were found: the ``(nC)²`` NTK over all constraints, or the NNLS
+        restricted to a working set of near-active constraints, grown until no other
+        constraint can improve ε (the same optimum; see :func:`~implicitbias.kkt_residuals`).
     iterations : int
         Active-set changes of the NNLS solves (``0`` for regression: a least-squares solve).
     solve_time : float
@@ -150,6 +172,8 @@ class KKTReport:
     convex_gap: float | None
     convex_gap_rel: float | None
     n_constraints: int
+    constraints_touched: int
+    nnls_route: NNLSRoute
     iterations: int
     solve_time: float
 

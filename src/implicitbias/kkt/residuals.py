@@ -9,6 +9,7 @@ declares (:mod:`implicitbias.kkt.certificates`); the :class:`KKTReport` is built
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,15 +24,19 @@ from implicitbias._validation import (
     check_nonnegative,
     check_positive,
     fail,
+    fail_type,
 )
-from implicitbias.kkt._classification import ACTIVE_THRESHOLDS, margin_fit
+from implicitbias.kkt._classification import ACTIVE_THRESHOLDS, margin_fit, working_set_fit
 from implicitbias.kkt._epsilon import Fit, ntk, unit_roundoff
 from implicitbias.kkt._regression import regression_fit
 from implicitbias.kkt.certificates import ConvexCertificate, convex_certificate
 from implicitbias.kkt.margins import TaskOption, _prepare, _Setup
-from implicitbias.kkt.report import EpsilonMethod, KKTReport, Loss
+from implicitbias.kkt.report import EpsilonMethod, KKTReport, Loss, NNLSRoute, NNLSRouteOption
 
-__all__ = ["ACTIVE_THRESHOLDS", "KKTReport", "kkt_residuals"]
+__all__ = ["ACTIVE_THRESHOLDS", "DEFAULT_MEMORY_BUDGET", "KKTReport", "kkt_residuals"]
+
+#: Default ``memory_budget`` of :func:`kkt_residuals`: 2 GiB.
+DEFAULT_MEMORY_BUDGET = 2 * 2**30
 
 
 def kkt_residuals(
@@ -47,6 +52,8 @@ def kkt_residuals(
     epsilon_tolerance: float = 1e-2,
     direct: bool | None = None,
     chunk_size: int | None = None,
+    memory_budget: int | float = DEFAULT_MEMORY_BUDGET,
+    nnls_route: NNLSRouteOption = "auto",
 ) -> KKTReport:
     r"""(ε, δ)-KKT residuals of a trained ``L``-homogeneous model for its margin problem.
 
@@ -118,6 +125,20 @@ def kkt_residuals(
     one vector-Jacobian product (no Jacobian; float64 when the module runs in float64), whose
     floor is about ``u·(‖θ̃‖ + Σ|μ_i|‖g_i‖)``. ``epsilon_floor`` reports the floor that applies.
 
+    **Working-set route (many constraints).** The dense route needs the ``(nC)²`` NTK and the
+    ``m × m`` Gram of all ``m`` constraints. When they do not fit ``memory_budget`` (or with
+    ``nnls_route="working_set"``) the NNLS is solved on a working set ``W`` of constraints only:
+    its Gram ``Q_WW`` is built from per-constraint gradients (the per-layer factors
+    :math:`\delta_k a_k^\top` of ``nn.Linear`` layers, or vector-Jacobian products for any
+    module), and the restricted answer is checked against **all** constraints with one
+    Jacobian-vector product: with :math:`r = \tilde\theta - G_W^\top\mu_W`, it is the NNLS
+    optimum over all constraints iff :math:`\langle\nabla q_k, r\rangle = (b - Q\mu)_k \le 0`
+    (to rounding) for every excluded ``k``. Otherwise the most violated constraints join ``W``
+    and the problem is solved again, warm-started (Lawson–Hanson on small sets, block principal
+    pivoting on large ones), until none is violated. ε, δ and ``epsilon_min`` are those of the
+    dense route; ``constraints_touched`` reports how many constraints ever entered a Gram
+    (the cost follows the constraints that matter, not ``n·C``), ``nnls_route`` which route ran.
+
     **Weight decay (route (b)).** With ``weight_decay=λ`` and the mean loss
     :math:`L_\lambda = \frac1n\sum_i \ell(q_i) + \frac\lambda2\lVert\theta\rVert^2`,
     stationarity gives :math:`\mu_i = q_{\min}^{(L-2)/L} r_i / (n\lambda)`,
@@ -165,6 +186,16 @@ def kkt_residuals(
         Force (``True``) or forbid (``False``) the direct evaluation of ε; default automatic.
     chunk_size : int, optional
         Examples per chunk in the NTK and vector-Jacobian products.
+    memory_budget : int or float, default ``2 * 2**30`` (2 GiB)
+        Bytes the multipliers may use, at least ``2**20``. The dense route runs when its
+        estimate, about ``8·(3(nC)² + 5m²)`` bytes for ``m`` constraints, fits; the
+        working-set route keeps its Gram within a fifth of the budget (at most
+        ``√(budget/40)`` constraints at a time; a support that does not fit raises) and sizes its
+        chunks of gradients by the budget (on an accelerator, also by half its free memory).
+    nnls_route : {"auto", "dense", "working_set"}, default "auto"
+        How the multipliers are found: ``"dense"`` (the NTK over all constraints),
+        ``"working_set"`` (see above; classification and multiclass only) or ``"auto"``
+        (dense when it fits ``memory_budget``).
 
     Returns
     -------
@@ -177,7 +208,8 @@ def kkt_residuals(
     InvalidArgumentError
         If a training point is misclassified (``q_min ≤ 0``; the message gives the count),
         labels are not ±1 / classes, lengths differ, or inputs contain NaN; or if the model
-        names a convex surrogate unknown for its task.
+        names a convex surrogate unknown for its task; or if the working set outgrows
+        ``memory_budget`` (the message gives the bytes it needs).
 
     Examples
     --------
@@ -210,15 +242,28 @@ def kkt_residuals(
     weight_decay, epsilon_tolerance, chunk_size = _check_options(
         func, loss, weight_decay, epsilon_tolerance, direct, certificate, chunk_size
     )
+    budget = _check_budget(func, memory_budget, nnls_route)
     s = _prepare(model, X, y, func, task=task, degree=degree)
-    u_K = unit_roundoff(s.theta.dtype)
-    K = ntk(s, chunk_size)
-    if s.task == "regression":
-        fit = regression_fit(s, K, u_K, weight_decay=weight_decay)
-    else:
-        fit = margin_fit(
-            s, K, u_K, rtol=epsilon_tolerance, weight_decay=weight_decay, loss=loss, func=func
+    route = _route(s, nnls_route, budget, func)
+    if route == "working_set":
+        fit = working_set_fit(
+            s,
+            rtol=epsilon_tolerance,
+            weight_decay=weight_decay,
+            loss=loss,
+            func=func,
+            budget=budget,
+            chunk_size=chunk_size,
         )
+    else:
+        u_K = unit_roundoff(s.theta.dtype)
+        K = ntk(s, chunk_size)
+        if s.task == "regression":
+            fit = regression_fit(s, K, u_K, weight_decay=weight_decay)
+        else:
+            fit = margin_fit(
+                s, K, u_K, rtol=epsilon_tolerance, weight_decay=weight_decay, loss=loss, func=func
+            )
     epsilon = fit.form.epsilon(fit.mu, direct=direct, chunk_size=chunk_size)
     wd = _WeightDecayRoute.of(fit, direct, chunk_size)
     cert = convex_certificate(s, fit.mu, fit.form.tt, solve=certificate, func=func)
@@ -246,6 +291,50 @@ def _check_options(
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, func, "chunk_size", minimum=1)
     return weight_decay, epsilon_tolerance, chunk_size
+
+
+def _check_budget(func: str, memory_budget: Any, nnls_route: Any) -> int:
+    """Validate ``memory_budget`` (bytes) and ``nnls_route``; the budget as an int."""
+    check_choice(nnls_route, func, "nnls_route", ("auto", "dense", "working_set"))
+    if isinstance(memory_budget, bool) or not isinstance(
+        memory_budget, (int, float, np.integer, np.floating)
+    ):
+        raise fail_type(func, "memory_budget", "a number of bytes", memory_budget)
+    value = float(memory_budget)
+    if not (math.isfinite(value) and value >= 2**20):
+        raise fail(
+            func,
+            "memory_budget",
+            "a finite number of bytes, at least 2**20 (1 MiB)",
+            repr(memory_budget),
+            "It is in bytes: 2 GiB is 2 * 2**30.",
+        )
+    return int(value)
+
+
+def dense_bytes(n: int, C: int, m: int) -> int:
+    """Peak memory of the dense route (bytes, float64): the ``(nC)²`` NTK with its copies,
+    and the ``m × m`` Gram of the ``m`` constraints with the temporaries that build it."""
+    nC = n * C
+    return 8 * (3 * nC * nC + 5 * m * m)
+
+
+def _route(s: _Setup, option: str, budget: int, func: str) -> NNLSRoute:
+    """The route of the multipliers: ``option``, or by memory when ``"auto"``."""
+    if s.task == "regression":
+        if option == "working_set":
+            raise fail(
+                func,
+                "nnls_route",
+                "'auto' or 'dense' for regression (the working set applies to the margin "
+                "problems of classification and multiclass)",
+                repr(option),
+            )
+        return "dense"
+    if option != "auto":
+        return "dense" if option == "dense" else "working_set"
+    m = s.n * (s.C - 1) if s.task == "multiclass" else s.n
+    return "dense" if dense_bytes(s.n, s.C, m) <= budget else "working_set"
 
 
 @dataclass(frozen=True)
@@ -310,6 +399,8 @@ def _report(
         convex_gap=cert.gap,
         convex_gap_rel=cert.gap_rel,
         n_constraints=fit.n_constraints,
+        constraints_touched=fit.constraints_touched,
+        nnls_route=fit.nnls_route,
         iterations=fit.iterations,
         solve_time=time.perf_counter() - t_start,
     )

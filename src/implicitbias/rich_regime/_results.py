@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from implicitbias._errors import InaccurateSolutionWarning, SolverError
+from implicitbias._results import ResultRecord
 from implicitbias._status import (
     INACCURATE_GAP,
     OPTIMAL,
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 @dataclass(frozen=True)
-class MaxMarginResult:
+class MaxMarginResult(ResultRecord):
     """Solution of ``min ‖w‖_p s.t. y_i ⟨w, x_i⟩ ≥ 1`` with its dual certificate.
 
     Attributes
@@ -92,7 +93,7 @@ class MaxMarginResult:
 
 
 @dataclass(frozen=True)
-class InterpolationResult:
+class InterpolationResult(ResultRecord):
     """Solution of ``min ‖w‖_p s.t. X w = y`` with its dual certificate.
 
     Attributes
@@ -142,7 +143,7 @@ class InterpolationResult:
 
 
 @dataclass(frozen=True)
-class NuclearNormResult:
+class NuclearNormResult(ResultRecord):
     """Solution of ``min ‖W‖_* s.t. W_ij = M_ij on Ω`` (and ``W = Wᵀ``) with its certificate.
 
     Attributes

@@ -198,4 +198,5 @@ class NTKClassifier(BinaryHardMarginClassifier):
 
     def _decision(self, X: np.ndarray) -> np.ndarray:
         Xt = torch.from_numpy(np.array(X, dtype=np.float64)).to(_device(self.model_))
-        return np.asarray(self.result_.decision_function(Xt), dtype=np.float64)
+        values = self.result_.decision_function(Xt)  # a tensor, like Xt
+        return np.asarray(values.detach().cpu().numpy(), dtype=np.float64)
