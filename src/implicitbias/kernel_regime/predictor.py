@@ -316,8 +316,8 @@ def ntk_predictor(
     >>> pred = ib.ntk_predictor(net, X, [1, 1, -1])
     >>> round(pred.margin, 6)  # √8 · (ℓ2 max-margin 1/√2)
     2.0
-    >>> pred.predict(torch.tensor([[2.0, 1.0]], dtype=torch.float64))
-    array([1.])
+    >>> pred.predict(torch.tensor([[2.0, 1.0]], dtype=torch.float64))  # a tensor in, a tensor out
+    tensor([1.], dtype=torch.float64)
 
     References
     ----------
