@@ -195,3 +195,33 @@ def test_a_jupyter_kernel_gets_a_bar(monkeypatch: pytest.MonkeyPatch) -> None:
         assert bar.mode == "bar"
     fake.get_ipython = lambda: None  # type: ignore[attr-defined]  # plain IPython / no shell
     assert Progress(2, desc="x", unit="block").mode in ("off", "log")
+
+
+def test_kkt_residuals_reports_its_stages(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import torch
+
+    import implicitbias as ib
+    from implicitbias import _progress
+
+    clock = FakeClock()
+
+    def tick() -> float:
+        clock.now += 11.0
+        return clock.now
+
+    net = ib.DiagonalNet(4, alpha=1.0, dtype=torch.float64)
+    X = torch.eye(4, dtype=torch.float64)
+    y = torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64)
+    ib.train(net, X, y, weight_decay=0.01, lr=0.1, steps=200, method="gd", progress=False)
+    quiet = ib.kkt_residuals(net, X, y, progress=False)
+    monkeypatch.setattr(_progress, "_now", tick)
+    caplog.set_level(logging.INFO, logger="implicitbias.progress")
+    report = ib.kkt_residuals(net, X, y)
+    assert report.epsilon_rel == quiet.epsilon_rel
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("kkt_residuals: stage = 1 / 4 (25%)")
+    assert lines[-1].startswith("kkt_residuals: stage = 4 / 4 (100%)")
+    with pytest.raises(InvalidArgumentTypeError, match=r"'progress' argument of kkt_residuals"):
+        ib.kkt_residuals(net, X, y, progress=1)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from implicitbias._progress import Progress, check_progress
 from implicitbias._validation import (
     check_choice,
     check_int,
@@ -54,6 +55,7 @@ def kkt_residuals(
     chunk_size: int | None = None,
     memory_budget: int | float = DEFAULT_MEMORY_BUDGET,
     nnls_route: NNLSRouteOption = "auto",
+    progress: bool | None = None,
 ) -> KKTReport:
     r"""(ε, δ)-KKT residuals of a trained ``L``-homogeneous model for its margin problem.
 
@@ -196,6 +198,10 @@ def kkt_residuals(
         How the multipliers are found: ``"dense"`` (the NTK over all constraints),
         ``"working_set"`` (see above; classification and multiclass only) or ``"auto"``
         (dense when it fits ``memory_budget``).
+    progress : bool, optional
+        Progress over the four stages (set-up, multipliers, ε, convex certificate): by default
+        a tqdm bar on a terminal or in Jupyter, else an ``INFO`` line of the
+        ``"implicitbias.progress"`` logger every ~10 s; ``True`` a bar, ``False`` nothing.
 
     Returns
     -------
@@ -243,7 +249,29 @@ def kkt_residuals(
         func, loss, weight_decay, epsilon_tolerance, direct, certificate, chunk_size
     )
     budget = _check_budget(func, memory_budget, nnls_route)
-    s = _prepare(model, X, y, func, task=task, degree=degree)
+    progress = check_progress(progress, func)
+    with Progress(4, desc=func, unit="stage", progress=progress) as bar:
+        s = _prepare(model, X, y, func, task=task, degree=degree)
+        bar.set(1)
+        return _certify(s, bar, func, nnls_route, budget, weight_decay, epsilon_tolerance, loss,
+                        direct, certificate, chunk_size, t_start)  # fmt: skip
+
+
+def _certify(
+    s: _Setup,
+    bar: Progress,
+    func: str,
+    nnls_route: Any,
+    budget: int,
+    weight_decay: float | None,
+    epsilon_tolerance: float,
+    loss: Loss,
+    direct: bool | None,
+    certificate: bool,
+    chunk_size: int | None,
+    t_start: float,
+) -> KKTReport:
+    """The stages after the set-up: multipliers (2), ε (3), convex certificate (4)."""
     route = _route(s, nnls_route, budget, func)
     if route == "working_set":
         fit = working_set_fit(
@@ -264,9 +292,12 @@ def kkt_residuals(
             fit = margin_fit(
                 s, K, u_K, rtol=epsilon_tolerance, weight_decay=weight_decay, loss=loss, func=func
             )
+    bar.set(2)
     epsilon = fit.form.epsilon(fit.mu, direct=direct, chunk_size=chunk_size)
     wd = _WeightDecayRoute.of(fit, direct, chunk_size)
+    bar.set(3)
     cert = convex_certificate(s, fit.mu, fit.form.tt, solve=certificate, func=func)
+    bar.set(4)
     return _report(s, fit, epsilon, wd, cert, weight_decay, t_start)
 
 
