@@ -109,6 +109,79 @@ def test_paper_size_modular_addition_net_agrees_at_small_p() -> None:
     np.testing.assert_allclose(ws.epsilon_min, explicit_eps_min(net, X, y), rtol=RTOL)
 
 
+@pytest.mark.slow
+def test_float32_trained_modular_addition_many_active_pairs_is_exact() -> None:
+    """A float32 net trained on modular addition only until it separates the data, far from
+    a KKT point (ε_rel ≈ 0.4), with hundreds of pairs in the NNLS support: the working set's
+    stopping test must see violations far below float32's crude worst-case bound (a bound of
+    ``64·u·(|b| + max Q·Σμ)·√k`` stopped the route 43% above ε_min at p = 31)."""
+    from implicitbias.experiments.data import modular_addition_data
+
+    data = modular_addition_data(11, train_fraction=0.7, seed=0)
+    X = torch.as_tensor(data.X_train, dtype=torch.float32)
+    y = torch.as_tensor(data.y_train)
+    net = ib.HomogeneousMLP(22, [48], 11, first_layer_bias=True, seed=0, dtype=torch.float32)
+    ib.init.scale_init(net, 2.0)
+    ib.init.zero_last_layer(net)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, weight_decay=2e-3)
+    for _ in range(4000):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(X), y).backward()
+        opt.step()
+        if bool((net(X).argmax(1) == y).all()):
+            break
+    dense, ws = both_routes(net, X, y)
+    assert dense.n_constraints == X.shape[0] * 10
+    assert dense.epsilon_rel > 0.05  # far from KKT: a large support
+    assert int(np.count_nonzero(ws.multipliers)) > 100
+    assert_same(dense, ws, unique=False)
+
+
+class _ExplicitGradients:
+    """The interface of ``_gradients.ConstraintGradients`` over explicit gradient rows ``G``
+    (float64), declaring a float32 model's unit roundoff: the stopping test of the working
+    set, isolated."""
+
+    def __init__(self, G: np.ndarray, point: np.ndarray) -> None:
+        self.G = torch.as_tensor(G)
+        self.point = torch.as_tensor(point)
+        self.p, self.dtype = int(G.shape[1]), torch.float64
+        self.unit_roundoff = 2.0**-24
+
+    def rows_of(self, idx: np.ndarray, *, batched: bool = True) -> torch.Tensor:
+        return self.G[torch.as_tensor(idx)]
+
+    def pullback(self, coef: np.ndarray) -> torch.Tensor:
+        return self.G.T @ torch.as_tensor(coef)
+
+    def directional(self, r: torch.Tensor) -> np.ndarray:
+        return (self.G @ r).numpy()
+
+
+def test_working_set_stops_only_at_the_nnls_optimum_with_a_large_support() -> None:
+    """m = 1,500 constraints, ~500 of them in the NNLS support, a float32 model's rounding:
+    the working set's answer is the explicit NNLS optimum to 1e-6 (a worst-case stopping bound
+    ``64·u·(|b| + max Q·Σμ)·√k`` ends rounds early here, like the 43% error it caused on a
+    p = 31 modular-addition net)."""
+    from implicitbias.kkt._gram_cache import GramCache
+    from implicitbias.kkt._gram_features import GradientRows
+
+    rng = np.random.default_rng(0)
+    m, p = 1500, 1200
+    G = rng.standard_normal((m, p)) / np.sqrt(p) + 0.3 * rng.standard_normal(p) / np.sqrt(p)
+    theta = G.T @ np.abs(rng.standard_normal(m)) + 3.0 * rng.standard_normal(p)  # ε_rel ≈ 0.2
+    b = G @ theta
+    grads = _ExplicitGradients(G, theta)
+    cache = GramCache(GradientRows(grads), m, 2**30, "kkt_residuals")  # type: ignore[arg-type]
+    slack = np.maximum(b - b.min(), 0.0)
+    solver = _working_set.WorkingSetSolver(grads, cache, b, slack, lambda mu: mu)  # type: ignore[arg-type]
+    sol = solver.solve(np.ones(m, dtype=bool))
+    eps = float(np.sqrt(max(theta @ theta + 2 * sol.objective, 0.0)))
+    _, ref = scipy.optimize.nnls(G.T, theta, maxiter=50 * m)
+    assert int(np.count_nonzero(sol.mu)) > 300
+    np.testing.assert_allclose(eps, ref, rtol=1e-6)
+
+
 def test_first_working_set_too_small_must_grow(monkeypatch: pytest.MonkeyPatch) -> None:
     net, X, y = _multiclass(seed=4)
     monkeypatch.setattr(_working_set, "INITIAL_SIZE", 2)
@@ -444,16 +517,45 @@ def test_principal_pivoting_matches_scipy_nnls(n: int, p: int) -> None:
     np.testing.assert_allclose(x, ref, rtol=1e-8, atol=1e-10)
 
 
-def test_passive_factor_reuses_its_prefix_and_stays_exact() -> None:
+@pytest.mark.parametrize(("dtype", "tol"), [(np.float64, 1e-10), (np.float32, 1e-5)])
+def test_passive_factor_reuses_its_prefix_and_stays_exact(dtype: type, tol: float) -> None:
+    # exact to the factor's own precision (float32: the mixed-precision default, refined in
+    # float64 by principal_pivoting)
     rng = np.random.default_rng(3)
     A = rng.standard_normal((50, 30))
     Q = A.T @ A
-    f = _pivoting.PassiveFactor(Q)
+    f = _pivoting.PassiveFactor(Q, dtype=dtype)
     F = np.zeros(30, dtype=bool)
     for step in range(6):
         F ^= rng.random(30) < 0.3
         assert f.update(F)
-        L = f.L
+        L = f.L.astype(np.float64)
+        assert f.L.dtype == dtype
         idx = f.order
-        np.testing.assert_allclose(L @ L.T, Q[np.ix_(idx, idx)], rtol=1e-10, atol=1e-10)
+        scale = float(np.abs(Q).max())
+        np.testing.assert_allclose(L @ L.T, Q[np.ix_(idx, idx)], rtol=tol, atol=tol * scale)
         assert set(idx.tolist()) == set(np.flatnonzero(F).tolist()), step
+
+
+def test_principal_pivoting_float32_factor_refines_to_float64_or_switches() -> None:
+    # The solution is strictly positive (b = Q x*, x* > 0) and the warm start makes every
+    # variable passive: one solve of Q x = b. cond(Q) = 10: the float32 factor plus float64
+    # refinement gives the float64 answer. cond(Q) = 1e9: float32 can neither factor nor
+    # refine it; the factor switches to float64 and gives the same answer.
+    rng = np.random.default_rng(7)
+    U, _ = np.linalg.qr(rng.standard_normal((60, 60)))
+    x_true = 1.0 + rng.random(60)
+    # tolerances: a backward-stable float64 solve, cond·eps up to a modest factor
+    for cond, dtype, tol in ((10.0, np.float32, 1e-10), (1e9, np.float64, 1e-5)):
+        Q = (U * np.geomspace(1.0, 1.0 / cond, 60)) @ U.T
+        Q = 0.5 * (Q + Q.T)
+        b = Q @ x_true
+        ref, _, st_ref = _pivoting.principal_pivoting(
+            Q, b, x0=np.ones(60), factor=_pivoting.PassiveFactor(Q, dtype=np.float64)
+        )
+        f32 = _pivoting.PassiveFactor(Q)
+        x, _, st = _pivoting.principal_pivoting(Q, b, x0=np.ones(60), factor=f32)
+        assert st == st_ref == "optimal"
+        assert f32.dtype == dtype
+        np.testing.assert_allclose(x, ref, rtol=tol)
+        np.testing.assert_allclose(x, x_true, rtol=tol)

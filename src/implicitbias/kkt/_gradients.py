@@ -9,8 +9,9 @@ A margin constraint ``k`` of example ``i = rows[k]`` is linear in the outputs:
   ``(len(idx), p)``, one reverse-mode pass per constraint on its own example (``vmap`` of
   ``grad``), in chunks sized by the memory budget;
 * ``directional(r)``: :math:`\langle \nabla q_k(\tilde\theta), r\rangle` for **all**
-  constraints at once, one Jacobian-vector product over the data (reverse over reverse:
-  :math:`Jr = \partial_v \langle J^\top v, r\rangle`, with plain autograd);
+  constraints at once, one Jacobian-vector product over the data (forward-mode AD with dual
+  numbers through the module; reverse over reverse, :math:`Jr = \partial_v \langle J^\top v,
+  r\rangle` with plain autograd, for a module with an op that has no forward-mode formula);
 * ``pullback(coef)``: :math:`\nabla_\theta \sum_{i,a} \mathrm{coef}_{ia} f_a(\tilde\theta;
   x_i)`, one reverse-mode pass over the examples with a nonzero coefficient.
 
@@ -103,6 +104,7 @@ class ConstraintGradients:
         self.row_chunk = max(1, min(4096, budget // max(1, 4 * self.p * itemsize)))
         self.example_chunk = chunk_size or 1024
         self._vmap_ok = True
+        self._forward_ad_ok = True
 
     # ------------------------------------------------------------------ evaluation helpers
     def _compute_dtype(self, point: torch.Tensor) -> torch.dtype:
@@ -215,6 +217,27 @@ class ConstraintGradients:
         return out
 
     def _jvp_chunk(self, xb: torch.Tensor, tangents: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``J r`` on a chunk: forward-mode AD (dual numbers through the plain module: about
+        two forward passes), else reverse over reverse."""
+        if self._forward_ad_ok:
+            try:
+                return self._jvp_forward(xb, tangents)
+            except _TRANSFORM_ERRORS:  # an op without a forward-mode formula
+                self._forward_ad_ok = False
+        return self._jvp_reverse(xb, tangents)
+
+    def _jvp_forward(self, xb: torch.Tensor, tangents: dict[str, torch.Tensor]) -> torch.Tensor:
+        import torch.autograd.forward_ad as fwAD
+
+        with fwAD.dual_level(), torch.no_grad():
+            ps = {n: fwAD.make_dual(v, tangents[n]) for n, v in self.params.items()}
+            out = self.outputs(ps, xb)
+            tangent = fwAD.unpack_dual(out).tangent
+        if tangent is None:
+            return torch.zeros(out.shape, dtype=torch.float64, device=self.device)
+        return tangent.detach().to(torch.float64)
+
+    def _jvp_reverse(self, xb: torch.Tensor, tangents: dict[str, torch.Tensor]) -> torch.Tensor:
         """``J r`` on a chunk, reverse over reverse: ``∂/∂v ⟨Jᵀv, r⟩`` (plain autograd, so
         hooks that read values work, and no ``torch.func`` transform is needed)."""
         ps = {n: v.detach().requires_grad_(True) for n, v in self.params.items()}

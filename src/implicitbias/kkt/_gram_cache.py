@@ -22,10 +22,12 @@ __all__ = ["GramCache"]
 class GramCache:
     """``Q_TT`` (float64) over the touched constraints ``T``, grown on demand.
 
-    Memory: the Gram lives in a buffer of at most ``budget/5`` bytes (``T`` is limited to
-    ``√(budget/40)`` constraints), leaving room for one reallocation and for the solvers'
-    copies of sub-blocks and Cholesky factors (about three blocks of the support's size); the features of ``T`` are kept while they fit a quarter of the budget, and
-    recomputed in chunks beyond that whenever a block against new constraints is needed.
+    Memory: the Gram lives in a buffer of at most ``budget/4`` bytes (``T`` is limited to
+    ``√(budget/32)`` constraints), leaving room for one reallocation and for the solvers'
+    copies of sub-blocks and their float32 Cholesky factors (about 24 bytes per entry of the
+    support's block in all, :mod:`._pivoting`); the features of ``T`` are kept while they fit
+    a quarter of the budget, and recomputed in chunks beyond that whenever a block against new
+    constraints is needed.
     """
 
     def __init__(
@@ -45,10 +47,23 @@ class GramCache:
         self.features: Any = None
         self.budget = budget
         self.func = func
-        self.limit = int(math.isqrt(max(budget // 40, 1)))
+        self.limit = int(math.isqrt(max(budget // 32, 1)))
         self.feature_budget = budget if feature_budget is None else feature_budget
         per = provider.bytes_per_constraint
         self.chunk = max(1, min(8192, self.feature_budget // max(1, 8 * per)))
+        self._norms: np.ndarray | None = None
+
+    def norms(self) -> np.ndarray:
+        """``‖∇q_k‖`` of every constraint, shape ``(m,)`` (computed once, in chunks of
+        features: one forward and backward pass per constraint, no Gram)."""
+        if self._norms is None:
+            m = self.pos.shape[0]
+            sq = np.empty(m)
+            for i in range(0, m, self.chunk):
+                idx = np.arange(i, min(m, i + self.chunk))
+                sq[idx] = self.provider.sq_norms(self.provider.features(idx))
+            self._norms = np.sqrt(np.maximum(sq, 0.0))
+        return self._norms
 
     @property
     def size(self) -> int:
@@ -74,7 +89,7 @@ class GramCache:
         return fail(
             self.func,
             "memory_budget",
-            f"at least {40 * size**2:,} bytes for this problem: the working set must hold "
+            f"at least {32 * size**2:,} bytes for this problem: the working set must hold "
             f"{size:,} constraints (the multipliers' support and the constraints that would "
             "enter it), whose float64 Gram with room for its copies needs that much",
             f"{self.budget:,}",

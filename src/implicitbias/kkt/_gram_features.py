@@ -45,6 +45,8 @@ class GramProvider(Protocol):
 
     def gram(self, FA: Any, FB: Any) -> np.ndarray: ...
 
+    def sq_norms(self, F: Any) -> np.ndarray: ...
+
     def concat(self, parts: list[Any]) -> Any: ...
 
     def take(self, F: Any, sel: np.ndarray) -> Any: ...
@@ -71,6 +73,11 @@ class GradientRows:
 
     def gram(self, FA: torch.Tensor, FB: torch.Tensor) -> np.ndarray:
         return (FA @ FB.T).to(torch.float64).cpu().numpy()
+
+    @staticmethod
+    def sq_norms(F: torch.Tensor) -> np.ndarray:
+        """``‖∇q_k‖²`` of each constraint (float64)."""
+        return (F.to(torch.float64) ** 2).sum(1).cpu().numpy()
 
     @staticmethod
     def concat(parts: list[Any]) -> torch.Tensor:
@@ -176,6 +183,17 @@ class LayerFactors:
             total = term if total is None else total + term
         assert total is not None
         return total.to(torch.float64).cpu().numpy()
+
+    def sq_norms(self, F: _Factors) -> np.ndarray:
+        """``‖∇q_k‖² = Σ_ℓ ‖δ_k‖²(‖a_k‖² + [bias])`` of each constraint (float64)."""
+        total = None
+        for (_, _, w, b), d, a in zip(self.layers, F.deltas, F.inputs):
+            d2 = (d.to(torch.float64) ** 2).sum(1)
+            a2 = (a.to(torch.float64) ** 2).sum(1) if w else torch.zeros_like(d2)
+            term = d2 * (a2 + 1.0) if b else d2 * a2
+            total = term if total is None else total + term
+        assert total is not None
+        return total.cpu().numpy()
 
     @staticmethod
     def concat(parts: list[Any]) -> _Factors:

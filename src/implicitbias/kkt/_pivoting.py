@@ -11,11 +11,18 @@ status other than ``"optimal"``, and the caller falls back to Lawson–Hanson.
 
 Optimality is Lawson–Hanson's, with the same rounding bound on ``w = b − Qx``:
 ``x_F > 0``, ``w_F = 0`` and ``w_i ≤ 64·eps·(|b_i| + max_j |Q_ij|·Σx)·√|F|`` off ``F``.
+
+Mixed precision: the factor of ``Q_FF`` is computed in float32 (half the memory, about 2.5×
+the speed of a float64 Cholesky) and each solve is refined in float64 against ``Q`` itself
+(``x_F ← x_F + Q_FF⁻¹(b_F − Q_FF x_F)`` with the float32 factor), which reaches float64
+accuracy in two or three O(|F|²) steps while ``cond(Q_FF)·2⁻²⁴ ≪ 1``. When the refinement
+stalls (an ill-conditioned ``Q_FF``) the factor switches to float64 for good.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import numpy as np
@@ -36,15 +43,25 @@ def row_absmax(Q: np.ndarray, block: int = 2048) -> np.ndarray:
     return out
 
 
+#: Largest float64 residual reduction per refinement step that counts as converging.
+_REFINE_RATE = 0.1
+#: Refinement steps before the float32 factor is given up.
+_REFINE_STEPS = 8
+
+
 class PassiveFactor:
     """Cholesky factor of ``Q_FF`` for an ordered passive set, refactored from the first
     position that changed: passive variables keep their order, entering ones are appended, so
-    a step that only drops recent entries (the common case) reuses most of the factor."""
+    a step that only drops recent entries (the common case) reuses most of the factor.
 
-    def __init__(self, Q: np.ndarray) -> None:
+    The factor is float32 (``dtype``) until a refinement stalls, then float64.
+    """
+
+    def __init__(self, Q: np.ndarray, *, dtype: type = np.float32) -> None:
         self.Q = Q
+        self.dtype = np.dtype(dtype)
         self.order = np.zeros(0, dtype=np.int64)
-        self.L = np.zeros((0, 0))
+        self.L = np.zeros((0, 0), dtype=self.dtype)
 
     def rebase(self, Q: np.ndarray, new_index: np.ndarray) -> bool:
         """Carry the factor to a problem ``Q`` whose variable ``new_index[i]`` is the old
@@ -79,37 +96,89 @@ class PassiveFactor:
         order = np.concatenate([head, tail])
         old_L = self.L
         # invalid until the end (a singular block leaves an empty factor); frees memory early
-        self.order, self.L = np.zeros(0, dtype=np.int64), np.zeros((0, 0))
+        self.order, self.L = np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=self.dtype)
+        dt = self.dtype
         B = None
         if p and tail.size:
             head_L = old_L if p == old_L.shape[0] else old_L[:p, :p]
             B = sla.solve_triangular(
-                head_L, self.Q[np.ix_(head, tail)], lower=True, check_finite=False
-            )
-        L = np.zeros((order.size, order.size))
+                head_L, self.Q[np.ix_(head, tail)].astype(dt, copy=False), lower=True,
+                check_finite=False,
+            )  # fmt: skip
+        L = np.zeros((order.size, order.size), dtype=dt)
         L[:p, :p] = old_L[:p, :p]
         del old_L
         if tail.size:
-            S = self.Q[np.ix_(tail, tail)]
+            S = self.Q[np.ix_(tail, tail)].astype(dt, copy=False)
             if B is not None:
                 L[p:, :p] = B.T
                 S -= B.T @ B
                 del B
             diag = np.diag(self.Q)[tail]
+            # a float32 factor must keep pivots well above its rounding
+            small = 1e-12 if dt == np.float64 else 1e-5
             try:  # S is symmetric: factor its F-ordered transpose in place (no copy)
                 U = sla.cholesky(S.T, lower=False, overwrite_a=True, check_finite=False)
+                ok = bool(
+                    np.min(np.diag(U).astype(np.float64) ** 2)
+                    > small * max(float(np.max(diag)), 1e-300)
+                )
             except np.linalg.LinAlgError:
-                return False
-            if np.min(np.diag(U) ** 2) <= 1e-12 * max(float(np.max(diag)), 1e-300):
-                return False
+                ok = False
+            if not ok:
+                if dt == np.float64:
+                    return False
+                # beyond float32's reach, not necessarily singular: float64 from now on
+                del L, S
+                self.to_float64()
+                return self.update(F, priority)
             L[p:, p:] = U.T
         self.order, self.L = order, L
         return True
 
     def solve(self, b: np.ndarray) -> np.ndarray:
-        """``Q_FF⁻¹ b_F`` in the factor's order."""
-        z = sla.solve_triangular(self.L, b[self.order], lower=True, check_finite=False)
-        return sla.solve_triangular(self.L, z, lower=True, trans="T", check_finite=False)
+        """``Q_FF⁻¹ b_F`` in the factor's order (in the factor's precision)."""
+        rhs = b[self.order].astype(self.dtype, copy=False)
+        z = sla.solve_triangular(self.L, rhs, lower=True, check_finite=False)
+        z = sla.solve_triangular(self.L, z, lower=True, trans="T", check_finite=False)
+        return z.astype(np.float64)
+
+    def solve_vec(self, r: np.ndarray) -> np.ndarray:
+        """``Q_FF⁻¹ r`` for ``r`` already in the factor's order (a refinement step)."""
+        z = sla.solve_triangular(self.L, r.astype(self.dtype), lower=True, check_finite=False)
+        z = sla.solve_triangular(self.L, z, lower=True, trans="T", check_finite=False)
+        return z.astype(np.float64)
+
+    def to_float64(self) -> None:
+        """Give up the float32 factor: the next :meth:`update` refactors in float64."""
+        self.dtype = np.dtype(np.float64)
+        self.order, self.L = np.zeros(0, dtype=np.int64), np.zeros((0, 0))
+
+
+def _refine(
+    Q: np.ndarray,
+    b: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    tol: np.ndarray,
+    factor: PassiveFactor,
+) -> bool:
+    """Float64 iterative refinement of the passive solution ``x`` (in place, with ``w = b − Qx``
+    kept current) until ``|w_F| ≤ tol_F``; ``False`` when the residual stops falling."""
+    o = factor.order
+    prev = math.inf
+    for _ in range(_REFINE_STEPS):
+        r = w[o]
+        size = float(np.max(np.abs(r) - tol[o])) if o.size else 0.0
+        if size <= 0.0:
+            return True
+        now = float(np.max(np.abs(r)))
+        if now > _REFINE_RATE * prev:
+            return False
+        prev = now
+        x[o] += factor.solve_vec(r)
+        w[:] = b - Q @ x
+    return False
 
 
 def principal_pivoting(
@@ -176,6 +245,16 @@ def principal_pivoting(
         w = b - Q @ x
         k = max(1, int(F.sum()))
         tol = 64 * _EPS * (absb + rowmax * float(np.sum(np.abs(x)))) * np.sqrt(k) + 1e-300
+        if factor.dtype != np.float64 and not _refine(Q, b, x, w, tol, factor):
+            LOG.debug("pivoting: float32 refinement stalled; the factor is float64 from now on")
+            factor.to_float64()
+            if not factor.update(F, priority=x):
+                status = "singular"
+                break
+            x[:] = 0.0
+            x[factor.order] = factor.solve(b)
+            w[:] = b - Q @ x
+            tol = 64 * _EPS * (absb + rowmax * float(np.sum(np.abs(x)))) * np.sqrt(k) + 1e-300
         bad = (F & (x < 0)) | (~F & (w > tol))
         count = int(bad.sum())
         if count == 0:

@@ -135,9 +135,11 @@ def kkt_residuals(
     module), and the restricted answer is checked against **all** constraints with one
     Jacobian-vector product: with :math:`r = \tilde\theta - G_W^\top\mu_W`, it is the NNLS
     optimum over all constraints iff :math:`\langle\nabla q_k, r\rangle = (b - Q\mu)_k \le 0`
-    (to rounding) for every excluded ``k``. Otherwise the most violated constraints join ``W``
-    and the problem is solved again, warm-started (Lawson–Hanson on small sets, block principal
-    pivoting on large ones), until none is violated. ε, δ and ``epsilon_min`` are those of the
+    for every excluded ``k``, to the rounding of the model's precision ``u``:
+    :math:`4u\lVert\nabla q_k\rVert(\lVert\tilde\theta\rVert + \sum_j \mu_j\lVert\nabla
+    q_j\rVert)`. Otherwise the most violated constraints join ``W`` and the problem is solved
+    again, warm-started (Lawson–Hanson on small sets, block principal pivoting with a float32
+    Cholesky factor refined in float64 on large ones), until none is violated. ε, δ and ``epsilon_min`` are those of the
     dense route; ``constraints_touched`` reports how many constraints ever entered a Gram
     (the cost follows the constraints that matter, not ``n·C``), ``nnls_route`` which route ran.
 
@@ -191,8 +193,8 @@ def kkt_residuals(
     memory_budget : int or float, default ``2 * 2**30`` (2 GiB)
         Bytes the multipliers may use, at least ``2**20``. The dense route runs when its
         estimate, about ``8·(3(nC)² + 5m²)`` bytes for ``m`` constraints, fits; the
-        working-set route keeps its Gram within a fifth of the budget (at most
-        ``√(budget/40)`` constraints at a time; a support that does not fit raises) and sizes its
+        working-set route keeps its Gram within a quarter of the budget (at most
+        ``√(budget/32)`` constraints at a time; a support that does not fit raises) and sizes its
         chunks of gradients by the budget (on an accelerator, also by half its free memory).
     nnls_route : {"auto", "dense", "working_set"}, default "auto"
         How the multipliers are found: ``"dense"`` (the NTK over all constraints),
