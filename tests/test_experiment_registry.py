@@ -27,7 +27,14 @@ from implicitbias.experiments import (
 )
 from implicitbias.experiments.configs import CompletionConfig, DiagonalConfig, ModularConfig
 
-KNOWN = ("sparse-linear", "misgrokking", "matrix-completion", "modular-addition")
+KNOWN = (
+    "sparse-linear",
+    "misgrokking",
+    "matrix-completion",
+    "modular-addition",
+    "modular-addition-he-init",
+    "modular-addition-no-wd",
+)
 TOY = "toy-modular"
 
 
@@ -58,7 +65,7 @@ def toy() -> Iterator[Experiment]:
         del registry._DESCRIPTIONS[TOY]
 
 
-def test_registry_holds_the_four_experiments_in_order() -> None:
+def test_registry_holds_the_experiments_in_order() -> None:
     assert tuple(EXPERIMENTS) == KNOWN
     assert tuple(list_experiments()) == KNOWN
     for name in KNOWN:

@@ -16,7 +16,14 @@ from implicitbias.experiments import get_config, list_experiments, run
 
 def test_list_and_configs() -> None:
     names = list_experiments()
-    assert set(names) == {"sparse-linear", "misgrokking", "matrix-completion", "modular-addition"}
+    assert set(names) == {
+        "sparse-linear",
+        "misgrokking",
+        "matrix-completion",
+        "modular-addition",
+        "modular-addition-he-init",
+        "modular-addition-no-wd",
+    }
     paper = get_config("sparse-linear", "paper")
     assert (paper.d, paper.n, paper.n_test, paper.k) == (100_000, 256, 10_000, 3)
     assert (paper.alpha, paper.weight_decay, paper.lr) == (128.0, 1e-3, 0.01)

@@ -6,16 +6,23 @@ Usage::
     implicitbias reproduce sparse-linear [--scale quick|paper] [--out DIR] [--seed N]
                                          [--device D] [--method gd|flow] [--set KEY=VALUE]
                                          [--resume] [--no-progress]
+    implicitbias reproduce modular-addition --sweep alpha=1,10,100 [--jobs N] [...]
     implicitbias --version
+
+``--sweep KEY=V1,V2,...`` runs the experiment once per value (``--sweep KEY`` alone: the values
+of a declared sweep, see ``implicitbias list``), each run in ``--out``/``KEY=VALUE``, and writes
+``sweep.json`` (each run's milestones and the sweep's checks) and ``sweep.png`` (the runs'
+curves overlaid); ``--jobs N`` runs N values at a time in separate processes.
 
 ``python -m implicitbias`` is the same program. Options must be spelled out (no abbreviations).
 
 Exit status:
 
 ===  ==========================================================================================
-0    the run completed (its ``checks`` are reported as PASS/FAIL in the summary, not here)
+0    the run completed (its ``checks`` are reported as PASS/FAIL in the summary, not here);
+     a sweep: every run completed
 1    the run ended without completing its training (diverged, or step size too small); the
-     summary says so and reports every check as ``n/a``
+     summary says so and reports every check as ``n/a``; a sweep: a run did not complete
 2    a usage or environment error: an unknown experiment, option or setting, a malformed or
      out-of-range value, an unusable ``--out`` or ``--device``, ``--resume`` with nothing to
      resume. One line on stderr, and nothing is written: every check runs first
@@ -76,6 +83,34 @@ def _experiments() -> dict[str, str]:
     return list_experiments()
 
 
+def _literal(raw: str) -> Any:
+    """A Python literal (number, string, bool), else the text itself."""
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return raw
+
+
+def _parse_sweep(raw: str | None) -> tuple[str, list[Any] | None] | None:
+    """``--sweep KEY=V1,V2,...`` (or ``KEY`` alone: the declared values) as (key, values)."""
+    if raw is None:
+        return None
+    key, eq, rest = raw.partition("=")
+    key = key.strip().replace("-", "_")
+    if not key.isidentifier():
+        raise UsageError(
+            f"argument --sweep: expected KEY=V1,V2,... (e.g. alpha=1,10,100), got {raw!r}"
+        )
+    if not eq:
+        return key, None
+    items = [item.strip() for item in rest.split(",")]
+    if len(items) < 2 or not all(items):
+        raise UsageError(
+            f"argument --sweep {key}: expected at least two comma-separated values, got {raw!r}"
+        )
+    return key, [_literal(item) for item in items]
+
+
 def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     """``--set key=value`` pairs; values are Python literals (numbers, strings)."""
     out: dict[str, Any] = {}
@@ -91,11 +126,7 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
         raw = raw.strip()
         if not raw:
             raise UsageError(f"argument --set {key}: expected a value, got {item!r}")
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            value = raw
-        out[key] = value
+        out[key] = _literal(raw)
     return out
 
 
@@ -131,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--scale",
         default="quick",
-        help="quick (CPU-sized default, under a minute) or paper (the paper's settings)",
+        help="quick (CPU-sized default, minutes) or paper (the paper's settings)",
     )
     rep.add_argument(
         "--out",
@@ -159,7 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--resume",
         action="store_true",
-        help="continue the interrupted run in --out from its checkpoint (same settings)",
+        help="continue the interrupted run in --out from its checkpoint (same settings); "
+        "with --sweep: keep the completed runs, continue or start the others",
+    )
+    rep.add_argument(
+        "--sweep",
+        default=None,
+        metavar="KEY=V1,V2,...",
+        help="run once per value of a setting (KEY alone: the declared values, see "
+        "'implicitbias list'), each into --out/KEY=VALUE, plus sweep.json and sweep.png",
+    )
+    rep.add_argument(
+        "--jobs",
+        default=None,
+        metavar="N",
+        help="with --sweep: runs at a time, in separate processes (default 1; each run uses "
+        "--threads torch threads, default 1)",
     )
     rep.add_argument("--no-progress", action="store_true", help="no progress bar or messages")
     rep.add_argument("--no-figure", action="store_true", help=argparse.SUPPRESS)
@@ -179,11 +225,26 @@ def _int_arg(name: str, raw: str | None, minimum: int) -> int | None:
 
 
 def _cmd_list() -> int:
+    from implicitbias.experiments import list_sweeps
+
     exps = _experiments()
     width = max(len(k) for k in exps)
     print("Experiments (implicitbias reproduce NAME [--scale quick|paper]):")
     for name, text in exps.items():
         print(f"  {name:<{width}}  {text}")
+    sweeps = list_sweeps()
+    if sweeps:
+        print(
+            "Sweeps (implicitbias reproduce NAME --sweep KEY[=V1,V2,...] [--jobs N]; any "
+            "setting can be swept with explicit values):"
+        )
+        width = max(len(k) for k in sweeps)
+        for label, info in sweeps.items():
+            values = "; ".join(
+                f"{scale}: " + ",".join(f"{v:g}" for v in vals)
+                for scale, vals in info["values"].items()
+            )
+            print(f"  {label:<{width}}  {info['figure']}: {info['description']} ({values})")
     return 0
 
 
@@ -208,10 +269,12 @@ def _print_summary(res: Any) -> None:
         f"{_fmt(tr.get('steps_equivalent'), '.3g')} GD steps equivalent, "
         f"status {tr.get('status')})"
     )
-    print(
-        f"t* = log(alpha)/lambda = {_fmt(s.get('t_star'))} "
-        f"({_fmt(s.get('t_star_steps'), '.4g')} GD steps)"
-    )
+    t_star = s.get("t_star")
+    if t_star is None or t_star != t_star:  # NaN: alpha <= 1 or lambda = 0
+        print("t* = log(alpha)/lambda: none (alpha <= 1 or lambda = 0; milestones in GD steps)")
+    else:
+        steps = _fmt(s.get("t_star_steps"), ".4g")
+        print(f"t* = log(alpha)/lambda = {_fmt(t_star)} ({steps} GD steps)")
     for label, value in (s.get("baselines") or {}).items():
         print(f"baseline {label}: {_fmt(value)}")
     final = s.get("final") or {}
@@ -317,11 +380,29 @@ class _ForwardProgress(logging.Handler):
         self._logger.setLevel(self._level)
 
 
+def _validate_sweep(
+    args: argparse.Namespace, overrides: dict[str, Any], origin: dict[str, str]
+) -> tuple[tuple[str, list[Any] | None] | None, int]:
+    """``--sweep`` and ``--jobs``: (key, values) or None, and the jobs; UsageError if bad."""
+    sweep = _parse_sweep(args.sweep)
+    jobs = _int_arg("--jobs", args.jobs, 1)
+    if jobs is not None and sweep is None:
+        raise UsageError("argument --jobs: only with --sweep (it runs the values in parallel)")
+    if sweep is not None and sweep[0] in overrides:
+        raise UsageError(
+            f"argument --sweep: {sweep[0]!r} is also given by {origin[sweep[0]]}; give one of them"
+        )
+    if sweep is not None:
+        origin.update({"key": "--sweep", "values": "--sweep", sweep[0]: "--sweep"})
+    return sweep, 1 if jobs is None else jobs
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     seed, threads, overrides, origin = _validate(args)
+    sweep, jobs = _validate_sweep(args, overrides, origin)
 
     from implicitbias import InvalidArgumentError, InvalidArgumentTypeError
-    from implicitbias.experiments import run
+    from implicitbias.experiments import run, run_sweep
 
     quiet = args.no_progress
     t0 = time.perf_counter()
@@ -333,7 +414,17 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     # On a terminal the trainer draws a bar; elsewhere (a batch job, CI) its INFO lines of the
     # "implicitbias.progress" logger, one every ~10 s, join this log.
     forward = None if quiet or sys.stderr.isatty() else _ForwardProgress(log)
+    common = {"scale": args.scale, "seed": seed, "out_dir": args.out, "device": args.device}
     try:
+        if sweep is not None:
+            swept = run_sweep(
+                args.name, sweep[0], sweep[1], **common, method=args.method, jobs=jobs,
+                overrides=overrides or None, figure=not args.no_figure, threads=threads,
+                progress=False if quiet else None, log=None if quiet else log,
+                resume=args.resume,
+            )  # fmt: skip
+            print("\n" + swept.report())
+            return _sweep_status(swept)
         res = run(
             args.name,
             scale=args.scale,
@@ -372,6 +463,15 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _sweep_status(res: Any) -> int:
+    """The exit status of a sweep, and a line on stderr when it did not complete."""
+    if res.status == "completed":
+        return EXIT_OK
+    hint = " (continue it with --resume)" if res.status == "interrupted" else ""
+    print(f"{_PROG} reproduce: sweep {res.status}; see {res.out_dir}{hint}", file=sys.stderr)
+    return EXIT_INTERRUPTED if res.status == "interrupted" else EXIT_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,9 +1,11 @@
-"""Settings of the four experiments at each scale (THEORY §6).
+"""Settings of the experiments at each scale (THEORY §6).
 
 ``"paper"`` is the paper's setting (Lyu et al., ICLR 2024, arXiv:2311.18817, Figures 1–4 and
-Appendix F); ``"quick"`` is a small default that shows the same effect on a 2-core CPU in about
-a minute; ``"tiny"`` is a seconds-long smoke setting for tests (its plots are not meant to show
-anything). A run's horizon is given in units of the transition time t* = (1/λ)·log α.
+Appendix F); ``"quick"`` is a small default that shows the same effect on a 2-core CPU in
+minutes (docs/reproduce.md); ``"tiny"`` is a seconds-long smoke setting for tests (its plots
+are not meant to show anything). A run's horizon is given in units of the transition time t* = (1/λ)·log α, or, with
+``steps > 0``, in GD steps (the common x axis of a sweep; the only choice where α ≤ 1 or λ = 0
+leave t* undefined, which the modular-addition configs allow).
 
 Every config is a frozen dataclass derived from :class:`ExperimentConfig`, which holds the
 settings all experiments share (α, λ, η, horizon, schedule, method, tolerances, precision).
@@ -18,9 +20,10 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from implicitbias._validation import (
+    check_bool,
     check_choice,
     check_int,
     check_nonnegative,
@@ -41,6 +44,7 @@ __all__ = [
     "DiagonalConfig",
     "CompletionConfig",
     "ModularConfig",
+    "NoDecayConfig",
     "get_config",
 ]
 
@@ -55,11 +59,17 @@ class ExperimentConfig:
     ----------
     alpha : float
         The initialization scale α > 1 (its meaning is the experiment's: the initial norm of
-        the diagonal net, the scale of U = V = α I, the factor of a He initialization).
+        the diagonal net, the scale of U = V = α I, the factor of a He initialization). Configs
+        with ``requires_transition = False`` accept any α > 0 when ``steps > 0``.
     weight_decay, lr : float
-        λ and the GD step η (flow: the unit of steps-equivalent t/η).
+        λ and the GD step η (flow: the unit of steps-equivalent t/η). λ > 0, or λ ≥ 0 where α
+        may be ≤ 1.
     horizon : float
-        Training time in units of t* = log(α)/λ.
+        Training time in units of t* = log(α)/λ (used when ``steps`` is 0).
+    steps : int, default 0
+        When > 0, the training time in GD steps, t_max = steps·η, instead of ``horizon``·t*:
+        runs of different α or λ then share one x axis (sweeps), and a run without a transition
+        time (α ≤ 1 or λ = 0) has a horizon at all.
     num_evals : int
         Size of the log-spaced evaluation schedule.
     kkt_evals : int
@@ -88,6 +98,11 @@ class ExperimentConfig:
     atol: float = 1e-9
     dtype: str = "float64"
     data_source: Literal["library", "reference"] = "library"
+    steps: int = 0
+
+    #: Whether α > 1 and λ > 0 are required even with an absolute horizon (``steps > 0``):
+    #: True for the experiments whose measurements are made in units of t*.
+    requires_transition: ClassVar[bool] = True
 
     @property
     def t_star(self) -> float:
@@ -96,7 +111,9 @@ class ExperimentConfig:
 
     @property
     def t_max(self) -> float:
-        """The end of training, horizon · t*."""
+        """The end of training: steps·η when ``steps > 0``, else horizon · t*."""
+        if self.steps > 0:
+            return self.steps * self.lr
         return self.horizon * self.t_star
 
 
@@ -164,7 +181,7 @@ class CompletionConfig(ExperimentConfig):
 class ModularConfig(ExperimentConfig):
     """A modular-addition run: two-layer ReLU net (first-layer bias), cross-entropy.
 
-    He-normal init scaled by α, last layer zeroed (THEORY §6.4).
+    He-normal init scaled by α, last layer zeroed (THEORY §6.4), or not (Fig. 2(a), §6.5).
 
     Attributes
     ----------
@@ -174,14 +191,22 @@ class ModularConfig(ExperimentConfig):
         Fraction of the p² pairs used for training.
     width : int
         Hidden width.
-    alpha, weight_decay, lr, horizon, num_evals, kkt_evals, method, rtol, atol, dtype :
+    zero_last_layer : bool, default True
+        Zero the last layer (output 0 at init). False: the plain He initialization of the
+        paper's code, ``std = sqrt(2/fan_in)`` in the first layer and ``sqrt(1/fan_in)`` in the
+        last (both times α).
+    alpha, weight_decay, lr, horizon, steps, num_evals, kkt_evals, method, rtol, atol, dtype :
         As in :class:`ExperimentConfig`; ``alpha`` multiplies the He initialization and t* is
-        log(α)/λ.
+        log(α)/λ. With ``steps > 0`` any α > 0 and λ ≥ 0 are allowed (t* is then NaN for
+        α ≤ 1 or λ = 0).
     """
+
+    requires_transition: ClassVar[bool] = False
 
     p: int
     train_fraction: float = 0.4
     width: int = 1024
+    zero_last_layer: bool = True
     # defaults of this experiment
     alpha: float = 1.0
     weight_decay: float = 1e-4
@@ -195,8 +220,43 @@ class ModularConfig(ExperimentConfig):
 
     @property
     def t_star(self) -> float:
-        """t* = log(α)/λ (:func:`~implicitbias.t_star`; NaN for α ≤ 1: no transition)."""
-        return transition_time(self.alpha, self.weight_decay) if self.alpha > 1 else float("nan")
+        """t* = log(α)/λ (:func:`~implicitbias.t_star`; NaN for α ≤ 1 or λ = 0: no transition)."""
+        if self.alpha > 1 and self.weight_decay > 0:
+            return transition_time(self.alpha, self.weight_decay)
+        return float("nan")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoDecayConfig(ModularConfig):
+    r"""Modular addition without weight decay, steps on log L once the loss is small (App. B.1).
+
+    GD on the mean cross-entropy L with λ = 0 and the step rule of the paper's code:
+
+    .. math::
+
+        \theta \leftarrow \theta - \eta_k \nabla L(\theta), \qquad
+        \eta_k = \begin{cases} c\,\eta & \log L(\theta) > s \\
+                                 \eta / L(\theta) & \text{otherwise}, \end{cases}
+
+    i.e. GD with rate η on c·L early and on log L late (∇ log L = ∇L / L): the normalized-GD
+    regime in which the normalized margin keeps growing without weight decay.
+
+    Attributes
+    ----------
+    lr_factor : float, default 10
+        c, the factor on the loss while log L > s (an effective rate c·η).
+    switch_log_loss : float, default -5
+        s, the value of log L below which the step is taken on log L.
+    p, train_fraction, width, zero_last_layer, alpha, lr, steps, num_evals, dtype :
+        As in :class:`ModularConfig`; ``weight_decay`` must be 0 and ``method`` ``"gd"``.
+    """
+
+    lr_factor: float = 10.0
+    switch_log_loss: float = -5.0
+    # defaults of this experiment
+    weight_decay: float = 0.0
+    lr: float = 0.01
+    zero_last_layer: bool = False
 
 
 def get_config(name: str, scale: str = "quick", overrides: Mapping[str, Any] | None = None) -> Any:
@@ -204,7 +264,9 @@ def get_config(name: str, scale: str = "quick", overrides: Mapping[str, Any] | N
 
     Parameters
     ----------
-    name : {"sparse-linear", "misgrokking", "matrix-completion", "modular-addition"}
+    name : str
+        One of ``"sparse-linear"``, ``"misgrokking"``, ``"matrix-completion"``,
+        ``"modular-addition"``, ``"modular-addition-he-init"``, ``"modular-addition-no-wd"``.
     scale : {"quick", "paper", "tiny"}, default "quick"
     overrides : mapping, optional
         Field values to replace (e.g. ``{"d": 500, "horizon": 2.0}``).
@@ -249,7 +311,9 @@ def build_config(name: str, scale: str, overrides: Mapping[str, Any] | None, *, 
         values: dict[str, Any] = {}
         for key, value in overrides.items():
             default = getattr(cfg, key)
-            if isinstance(default, int):
+            if isinstance(default, bool):
+                values[key] = check_bool(value, func, key)
+            elif isinstance(default, int):
                 if isinstance(value, float) and value.is_integer():
                     value = int(value)  # "d=1e5" on a command line
                 values[key] = check_int(value, func, key)
@@ -277,6 +341,7 @@ _INT_MINIMUM = {
     "l1_screen": 0,
     "p": 2,
     "width": 1,
+    "steps": 0,
 }
 #: Float fields that must be positive and finite (alpha and weight_decay: see below).
 _POSITIVE = ("lr", "horizon", "rtol", "atol")
@@ -295,22 +360,30 @@ def _check_fields(cfg: Any, func: str) -> None:
     """Range checks of every field of a config (the types are already right)."""
     fields = {f.name for f in dataclasses.fields(cfg)}
     alpha = check_positive(cfg.alpha, func, "alpha")
-    if not alpha > 1.0:
+    wd = check_nonnegative(cfg.weight_decay, func, "weight_decay")
+    steps = check_int(cfg.steps, func, "steps", minimum=0)
+    _check_no_decay(cfg, fields, func)
+    # the horizon is in units of t* (or the experiment measures in them): t* must exist
+    needs_transition = cfg.requires_transition or steps == 0
+    hint = None if cfg.requires_transition else "Or give an absolute horizon with steps > 0."
+    if needs_transition and not alpha > 1.0:
         raise fail(
             func,
             "alpha",
             "> 1 (the transition time t* = log(alpha)/lambda must be positive)",
             repr(cfg.alpha),
+            hint,
         )
-    wd = check_nonnegative(cfg.weight_decay, func, "weight_decay")
-    if not wd > 0:
+    if needs_transition and not wd > 0:
         raise fail(
             func,
             "weight_decay",
             "> 0 (the transition time t* = log(alpha)/lambda needs lambda > 0)",
             repr(cfg.weight_decay),
+            hint,
         )
-    if not math.isfinite(math.log(alpha) / wd):  # t_star would refuse it under its own name
+    if needs_transition and not math.isfinite(math.log(alpha) / wd):
+        # t_star would refuse it under its own name
         raise fail(
             func,
             "weight_decay",
@@ -343,6 +416,37 @@ def _check_fields(cfg: Any, func: str) -> None:
         )
     if not math.isfinite(cfg.t_max):
         raise fail(func, "horizon", "small enough that horizon * t* is finite", repr(cfg.horizon))
+
+
+def _check_no_decay(cfg: Any, fields: set[str], func: str) -> None:
+    """The fields of :class:`NoDecayConfig`: λ = 0, GD, a positive factor, a finite switch."""
+    if "lr_factor" not in fields:
+        return
+    check_positive(cfg.lr_factor, func, "lr_factor")
+    s = cfg.switch_log_loss
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
+        raise fail(func, "switch_log_loss", "a finite number (a value of log L)", repr(s))
+    if cfg.weight_decay != 0:
+        raise fail(
+            func,
+            "weight_decay",
+            "0 (this experiment trains without weight decay)",
+            repr(cfg.weight_decay),
+        )
+    if cfg.method != "gd":
+        raise fail(
+            func,
+            "method",
+            "'gd' (the step on log L is a gradient-descent rule)",
+            repr(cfg.method),
+        )
+    if cfg.steps < 1:
+        raise fail(
+            func,
+            "steps",
+            "an integer >= 1 (without weight decay there is no t* to measure a horizon in)",
+            repr(cfg.steps),
+        )
 
 
 def _check_split(

@@ -6,6 +6,10 @@ of every scale, the function that trains and measures, the acceptance checks, th
 the figure and the figure itself. Nothing else names an experiment, so adding one is a new
 module plus its import in :mod:`implicitbias.experiments`. An unknown name is an
 :class:`~implicitbias.InvalidArgumentError` naming the argument and listing the known names.
+
+A :class:`SweepPreset` (:func:`register_sweep`) declares a sweep of one setting of an experiment
+the paper draws as one panel (e.g. the init scale α of modular addition, Fig. 2(b)): the base
+config of each scale, the values, and the checks of the ordering across the runs.
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ __all__ = [
     "register",
     "get_experiment",
     "experiment_names",
+    "SweepCheckSpec",
+    "SweepPreset",
+    "SWEEPS",
+    "register_sweep",
+    "get_sweep",
 ]
 
 #: Public scales; ``"tiny"`` exists for tests and is accepted but not advertised.
@@ -150,3 +159,104 @@ def get_experiment(name: Any, func: str = "get_experiment", arg: str = "name") -
     """
     check_choice(name, func, arg, tuple(_REGISTRY))
     return _REGISTRY[name]
+
+
+@dataclass(frozen=True)
+class SweepCheckSpec:
+    """An acceptance check of a sweep, computed from its runs (see
+    :func:`~implicitbias.experiments.sweep_checks.sweep_check`).
+
+    Attributes
+    ----------
+    metric : str
+        A per-run measurement (:data:`~implicitbias.experiments.sweep_checks.RUN_METRICS`),
+        e.g. ``"fit_step"``.
+    relation : {"increasing", "decreasing", "largest_below", "largest_above"}
+        ``"increasing"``/``"decreasing"``: the metric is strictly monotone in the swept value
+        (a run that never reached it breaks the order); ``"largest_below"``/``"largest_above"``:
+        the metric of the largest value is < / > ``threshold``.
+    description : str
+        One line, e.g. ``"first step with train accuracy 100% falls as alpha grows"``.
+    threshold : float, default nan
+        For the ``largest_*`` relations.
+    exclude_largest : bool, default False
+        Monotone relations only: leave the largest value out (e.g. a λ too large to fit).
+    """
+
+    metric: str
+    relation: str
+    description: str
+    threshold: float = float("nan")
+    exclude_largest: bool = False
+
+    def __post_init__(self) -> None:
+        relations = ("increasing", "decreasing", "largest_below", "largest_above")
+        if self.relation not in relations:
+            raise ValueError(f"unknown sweep relation {self.relation!r}")
+
+
+@dataclass(frozen=True)
+class SweepPreset:
+    """The declaration of a sweep the paper draws as one panel.
+
+    Attributes
+    ----------
+    experiment : str
+        The registered experiment swept.
+    key : str
+        The config field swept (e.g. ``"alpha"``).
+    figure : str
+        The paper's panel, e.g. ``"Fig. 2(b)"``.
+    description : str
+        One line for ``implicitbias list``.
+    values : mapping of str to tuple of float
+        The values of each scale (``"quick"``, ``"paper"``, ``"tiny"``).
+    base : mapping of str to ExperimentConfig
+        The config of each scale that the values replace ``key`` of (its ``steps`` gives all
+        runs one horizon and the figure one x axis).
+    checks : mapping of str to SweepCheckSpec
+        The ordering checks across the runs.
+    """
+
+    experiment: str
+    key: str
+    figure: str
+    description: str
+    values: Mapping[str, tuple[float, ...]]
+    base: Mapping[str, ExperimentConfig]
+    checks: Mapping[str, SweepCheckSpec]
+
+    def __post_init__(self) -> None:
+        for what, table in (("values", self.values), ("base", self.base)):
+            missing = [s for s in ALL_SCALES if s not in table]
+            if missing:
+                raise ValueError(f"sweep {self.experiment}/{self.key}: no {what} for {missing}")
+        for scale, cfg in self.base.items():
+            if not hasattr(cfg, self.key):
+                raise ValueError(f"sweep {self.experiment}/{self.key}: {scale} config lacks it")
+        object.__setattr__(self, "values", types.MappingProxyType(dict(self.values)))
+        object.__setattr__(self, "base", types.MappingProxyType(dict(self.base)))
+        object.__setattr__(self, "checks", types.MappingProxyType(dict(self.checks)))
+
+
+_SWEEPS: dict[tuple[str, str], SweepPreset] = {}
+#: The declared sweeps, keyed by (experiment, config field), in registration order.
+SWEEPS: Mapping[tuple[str, str], SweepPreset] = types.MappingProxyType(_SWEEPS)
+
+
+def register_sweep(preset: SweepPreset) -> SweepPreset:
+    """Declare the preset sweep of ``preset.key`` of a registered experiment (once per pair)."""
+    if not isinstance(preset, SweepPreset):
+        raise TypeError(f"register_sweep takes a SweepPreset, got {type(preset).__name__}")
+    if preset.experiment not in _REGISTRY:
+        raise ValueError(f"sweep of unknown experiment {preset.experiment!r}")
+    pair = (preset.experiment, preset.key)
+    if pair in _SWEEPS:
+        raise ValueError(f"the sweep of {preset.key!r} of {preset.experiment!r} is registered")
+    _SWEEPS[pair] = preset
+    return preset
+
+
+def get_sweep(name: str, key: str) -> SweepPreset | None:
+    """The preset sweep of setting ``key`` of experiment ``name``, or None."""
+    return _SWEEPS.get((name, key))

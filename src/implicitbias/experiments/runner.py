@@ -151,7 +151,11 @@ def check_specs(name: str) -> dict[str, CheckSpec]:
 
 #: Settings added to the configs after runs were first recorded, with the value a run recorded
 #: before then had: an interrupted run from an earlier version resumes when they match.
-_ADDED_SETTINGS: dict[str, Any] = {"data_source": "library"}
+_ADDED_SETTINGS: dict[str, Any] = {
+    "data_source": "library",
+    "steps": 0,
+    "zero_last_layer": True,
+}
 
 
 def _settings_diff(saved: dict[str, Any], record: dict[str, Any]) -> list[str]:
@@ -228,15 +232,24 @@ def run(
 ) -> RunResult:
     r"""Run one of the paper's experiments at a given scale and write its outputs.
 
-    ====================  =====================================================================
-    name                  what it shows (THEORY §6)
-    ====================  =====================================================================
-    ``sparse-linear``     grokking: diagonal net, 3-sparse target; test accuracy jumps from the
-                          ℓ2 to the ℓ1 max-margin level near t* = (1/λ)·log α
-    ``misgrokking``       the mirror image on data with a large ℓ2 margin
-    ``matrix-completion`` test MSE on the zero-fill plateau, then at the min-nuclear-norm level
-    ``modular-addition``  delayed generalization of a two-layer ReLU net (cross-entropy)
-    ====================  =====================================================================
+    ============================  =============================================================
+    name                          what it shows (THEORY §6)
+    ============================  =============================================================
+    ``sparse-linear``             grokking: diagonal net, 3-sparse target; test accuracy jumps
+                                  from the ℓ2 to the ℓ1 max-margin level near t* = (1/λ)·log α
+    ``misgrokking``               the mirror image on data with a large ℓ2 margin
+    ``matrix-completion``         test MSE on the zero-fill plateau, then at the
+                                  min-nuclear-norm level
+    ``modular-addition``          delayed generalization of a two-layer ReLU net
+                                  (cross-entropy)
+    ``modular-addition-he-init``  Fig. 2(a): the same net from the plain He initialization
+                                  (last layer not zeroed, α = 1): memorization first,
+                                  generalization much later
+    ``modular-addition-no-wd``    Fig. 4: no weight decay, the step on log L once the loss is
+                                  small (rate η/L); the margin grows, test accuracy rises
+    ============================  =============================================================
+
+    Sweeps of one setting (the paper's Fig. 2(b), 2(c)): :func:`run_sweep`.
 
     Parameters
     ----------
