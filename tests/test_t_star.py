@@ -149,9 +149,18 @@ _PRESETS = [(name, scale) for name in EXPERIMENTS for scale in ALL_SCALES]
 @pytest.mark.parametrize(("name", "scale"), _PRESETS, ids=[f"{n}-{s}" for n, s in _PRESETS])
 def test_experiment_configs_use_t_star(name: str, scale: str) -> None:
     cfg = get_experiment(name).preset(scale)
+    if cfg.alpha <= 1 or cfg.weight_decay == 0:
+        # no transition (Fig. 2(a): He init ×1; Fig. 4: no weight decay): t* is NaN, never a
+        # number, and the horizon is given in GD steps
+        assert math.isnan(cfg.t_star)
+        assert cfg.steps > 0 and cfg.t_max == cfg.steps * cfg.lr
+        with pytest.raises(ib.InvalidArgumentError):
+            ib.t_star(cfg.alpha, cfg.weight_decay)
+        return
     assert cfg.t_star == ib.t_star(cfg.alpha, cfg.weight_decay)
     assert cfg.t_star == pytest.approx(math.log(cfg.alpha) / cfg.weight_decay, rel=1e-15)
-    assert cfg.t_max == cfg.horizon * cfg.t_star
+    expected = cfg.steps * cfg.lr if cfg.steps > 0 else cfg.horizon * cfg.t_star
+    assert cfg.t_max == expected
 
 
 @pytest.mark.parametrize("name", ["sparse-linear", "misgrokking", "matrix-completion"])
