@@ -112,7 +112,10 @@ class PassiveFactor:
             S = self.Q[np.ix_(tail, tail)].astype(dt, copy=False)
             if B is not None:
                 L[p:, :p] = B.T
-                S -= B.T @ B
+                # S ← S − BᵀB on the triangle the Cholesky reads (the upper one of the F-ordered
+                # Sᵀ): a rank-p SYRK, half the flops of the full product
+                syrk = sla.blas.get_blas_funcs("syrk", (B,))
+                S = syrk(-1.0, B.T, beta=1.0, c=S.T, trans=0, lower=0, overwrite_c=1).T
                 del B
             diag = np.diag(self.Q)[tail]
             # a float32 factor must keep pivots well above its rounding

@@ -41,7 +41,7 @@ from implicitbias.kkt._epsilon import _direct_epsilon, _gram_eps2
 from implicitbias.kkt._gradients import ConstraintGradients, device_budget
 from implicitbias.kkt._gram_cache import GramCache
 from implicitbias.kkt._gram_features import gram_provider
-from implicitbias.kkt._pivoting import PassiveFactor, principal_pivoting
+from implicitbias.kkt._pivoting import PassiveFactor, principal_pivoting, row_absmax
 from implicitbias.kkt.nnls import GramNNLSResult, _finish_nnls, package_nnls
 from implicitbias.kkt.report import EpsilonMethod
 
@@ -94,9 +94,12 @@ def restricted_nnls(
     cand = np.ones(b.shape[0], dtype=bool)
     if b.shape[0] >= PIVOTING_FROM:
         start = x0 if x0 is not None else guess
-        x, iterations, status = principal_pivoting(Q, b, x0=start, factor=factor)
+        rowmax = row_absmax(Q)  # once for the pivoting's tolerances and the final check
+        x, iterations, status = principal_pivoting(
+            Q, b, x0=start, factor=factor, rowmax=rowmax
+        )
         if status == "optimal":
-            return package_nnls(Q, b, cand, x, iterations, status, t0)
+            return package_nnls(Q, b, cand, x, iterations, status, t0, rowmax=rowmax)
         LOG.debug(
             "principal pivoting: %s after %d steps; Lawson-Hanson takes over", status, iterations
         )

@@ -224,9 +224,12 @@ def package_nnls(
     iterations: int,
     status: str,
     t0: float,
+    *,
+    rowmax: np.ndarray | None = None,
 ) -> GramNNLSResult:
     """Check a solver's answer (finite, ``≥ 0``, optimal to far above rounding when it says
-    so) and package it as a :class:`GramNNLSResult`."""
+    so) and package it as a :class:`GramNNLSResult` (``rowmax``: ``max_j |Q_ij|`` when the
+    solver already has it)."""
     if not np.all(np.isfinite(mu)) or np.any(mu < 0):
         raise SolverError(
             "nnls_gram: the Lawson–Hanson loop returned a non-finite or negative solution "
@@ -239,7 +242,8 @@ def package_nnls(
     violation = max(viol_off, viol_on)
     if status == "optimal":
         # Rounding bound of b − Qμ (as in the loop), with a wide margin: only garbage fails.
-        bound = 64 * _EPS * (np.abs(b) + row_absmax(Q) * float(mu.sum()))
+        rowmax = row_absmax(Q) if rowmax is None else rowmax
+        bound = 64 * _EPS * (np.abs(b) + rowmax * float(mu.sum()))
         bound = bound * np.sqrt(max(1, int(np.count_nonzero(mu))))
         bad = np.where(mu > 0, np.abs(grad), np.maximum(grad, 0.0) * off) > 1e6 * bound + 1e-300
         if np.any(bad):
