@@ -24,7 +24,7 @@ import shutil
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,55 @@ def _partial_prefix(dest: Path) -> str:
     return f".{dest.name}.partial-"
 
 
+def checked_folder(
+    out_dir: Any,
+    func: str,
+    arg: str,
+    *,
+    kind: str,
+    owns: Callable[[os.DirEntry[str]], bool],
+    replaced: bool,
+) -> Path:
+    """``out_dir`` resolved, after the checks every output folder shares (of a run or of a
+    sweep, ``kind``): a non-empty path, not a file, not the current directory or one of its
+    parents, and new, empty, or holding only entries ``owns`` accepts. ``replaced``: the
+    folder is replaced as a whole (a run), which the messages say."""
+    if isinstance(out_dir, bytes) or not isinstance(out_dir, (str, os.PathLike)):
+        raise fail_type(func, arg, "a folder path (str or os.PathLike)", out_dir)
+    raw = os.fspath(out_dir)
+    if not isinstance(raw, str) or not raw.strip():
+        raise fail(func, arg, "a non-empty folder path", repr(raw))
+    dest = Path(raw).expanduser().resolve()
+    if dest.exists() and not dest.is_dir():
+        raise fail(func, arg, f"a folder (new or of an earlier {kind})", f"{str(dest)!r}, a file")
+    cwd = Path.cwd().resolve()
+    if dest == cwd or dest in cwd.parents:
+        raise fail(
+            func,
+            arg,
+            "a folder other than the current directory and its parents"
+            + (f" (a {kind} replaces it)" if replaced else ""),
+            repr(str(dest)),
+        )
+    if dest.is_dir():
+        try:
+            with os.scandir(dest) as it:
+                foreign = sorted(e.name for e in it if not owns(e))
+        except OSError as exc:
+            raise fail(func, arg, "a readable folder", f"{str(dest)!r} ({exc.strerror})") from exc
+        if foreign:
+            shown = ", ".join(repr(n) for n in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise fail(
+                func,
+                arg,
+                f"a new folder, an empty one, or the folder of an earlier {kind}"
+                + (" (which is replaced)" if replaced else ""),
+                f"{str(dest)!r}, which holds {shown}",
+                f"Choose another folder; a {kind} never deletes files it did not write.",
+            )
+    return dest
+
+
 def check_destination(out_dir: Any, func: str, arg: str = "out_dir") -> Path:
     """The absolute destination folder of a run, after checking that a run can land there.
 
@@ -78,37 +127,7 @@ def check_destination(out_dir: Any, func: str, arg: str = "out_dir") -> Path:
         ``out_dir`` is a file, lies under a file, is not writable, is (or contains) the current
         directory, or is a folder holding files that are not a run's.
     """
-    if isinstance(out_dir, bytes) or not isinstance(out_dir, (str, os.PathLike)):
-        raise fail_type(func, arg, "a folder path (str or os.PathLike)", out_dir)
-    raw = os.fspath(out_dir)
-    if not isinstance(raw, str) or not raw.strip():
-        raise fail(func, arg, "a non-empty folder path", repr(raw))
-    dest = Path(raw).expanduser().resolve()
-    if dest.exists() and not dest.is_dir():
-        raise fail(func, arg, "a folder (new or of an earlier run)", f"{str(dest)!r}, a file")
-    cwd = Path.cwd().resolve()
-    if dest == cwd or dest in cwd.parents:
-        raise fail(
-            func,
-            arg,
-            "a folder other than the current directory and its parents (a run replaces it)",
-            repr(str(dest)),
-        )
-    if dest.is_dir():
-        try:
-            with os.scandir(dest) as it:
-                foreign = sorted(e.name for e in it if not _is_run_file(e))
-        except OSError as exc:
-            raise fail(func, arg, "a readable folder", f"{str(dest)!r} ({exc.strerror})") from exc
-        if foreign:
-            shown = ", ".join(repr(n) for n in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-            raise fail(
-                func,
-                arg,
-                "a new folder, an empty one, or the folder of an earlier run (which is replaced)",
-                f"{str(dest)!r}, which holds {shown}",
-                "Choose another folder; a run never deletes files it did not write.",
-            )
+    dest = checked_folder(out_dir, func, arg, kind="run", owns=_is_run_file, replaced=True)
     ancestor = dest.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent

@@ -16,7 +16,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from implicitbias._validation import fail, fail_type
+from implicitbias.experiments._rundir import checked_folder
 
 __all__ = ["SWEEP_FILES", "check_sweep_folder", "run_folder_name", "write_json"]
 
@@ -54,38 +54,7 @@ def check_sweep_folder(out_dir: Any, func: str, arg: str = "out_dir") -> Path:
         ``out_dir`` is a file, is (or contains) the current directory, or is a folder holding
         something else than a sweep's files and ``KEY=VALUE`` run folders.
     """
-    if isinstance(out_dir, bytes) or not isinstance(out_dir, (str, os.PathLike)):
-        raise fail_type(func, arg, "a folder path (str or os.PathLike)", out_dir)
-    raw = os.fspath(out_dir)
-    if not isinstance(raw, str) or not raw.strip():
-        raise fail(func, arg, "a non-empty folder path", repr(raw))
-    dest = Path(raw).expanduser().resolve()
-    if dest.exists() and not dest.is_dir():
-        raise fail(func, arg, "a folder (new or of an earlier sweep)", f"{str(dest)!r}, a file")
-    cwd = Path.cwd().resolve()
-    if dest == cwd or dest in cwd.parents:
-        raise fail(
-            func,
-            arg,
-            "a folder other than the current directory and its parents",
-            repr(str(dest)),
-        )
-    if dest.is_dir():
-        try:
-            with os.scandir(dest) as it:
-                foreign = sorted(e.name for e in it if not _is_sweep_entry(e))
-        except OSError as exc:
-            raise fail(func, arg, "a readable folder", f"{str(dest)!r} ({exc.strerror})") from exc
-        if foreign:
-            shown = ", ".join(repr(n) for n in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-            raise fail(
-                func,
-                arg,
-                "a new folder, an empty one, or the folder of an earlier sweep",
-                f"{str(dest)!r}, which holds {shown}",
-                "Choose another folder; a sweep never deletes files it did not write.",
-            )
-    return dest
+    return checked_folder(out_dir, func, arg, kind="sweep", owns=_is_sweep_entry, replaced=False)
 
 
 def _jsonable(x: Any) -> Any:
