@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE))
 
 from _common import Row, print_rows  # noqa: E402
 
-MODULES = ["ntk", "kernel_svm", "multiclass", "rich", "kkt", "kkt_scale", "dynamics"]
+MODULES = ["ntk", "kernel_svm", "multiclass", "rich", "kkt", "kkt_scale", "dynamics", "gd_loop"]
 
 
 def _versions() -> str:

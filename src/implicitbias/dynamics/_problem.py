@@ -3,7 +3,7 @@
 :class:`Problem` is L_λ(θ) = mean ℓ(f(θ; x_i), y_i) + (λ/2)‖θ‖² with the model's outputs (for the
 flow: on a flat θ; for GD: in place on the parameters, like ``torch.optim.SGD``);
 :class:`Committed` is a state at a step boundary that a run can resume from; :class:`Stash`
-keeps θ_k and θ_{k−1} for GD's divergence check.
+keeps θ_k and θ_{k−1} for GD's divergence check (per step, or deferred on the device).
 """
 
 from __future__ import annotations
@@ -133,7 +133,13 @@ class Stash:
     """Two flat buffers that take, on alternate GD steps, θ_k, the outputs at θ_k and the loss
     guard (:meth:`Loss.derivative_and_guard`): one copy and one sum per step prove the state
     finite (a finite sum has no NaN or inf; a non-finite one is checked entry by entry, so huge
-    finite values are not mistaken for divergence), and θ_{k−1} stays in the other buffer."""
+    finite values are not mistaken for divergence), and θ_{k−1} stays in the other buffer.
+
+    Deferred checks (:meth:`defer`, :meth:`deferred_finite`) keep the verdict on the device: each
+    step adds ⟨buffer, 0⟩ to an accumulator — 0 for a finite state whatever its size, NaN as
+    soon as one entry is NaN or ±inf — which the host reads once per window; :meth:`keep` copies
+    a verified θ_k aside (:attr:`kept`), the state a window that failed is replayed from.
+    """
 
     def __init__(
         self, params: list[torch.Tensor], out: torch.Tensor, guard: torch.Tensor | None
@@ -154,6 +160,9 @@ class Stash:
                 offset += numel
             self.views.append(views)
         self.params = params
+        self.acc: torch.Tensor | None = None  # the deferred checks' accumulator
+        self.zeros: torch.Tensor | None = None
+        self.kept: torch.Tensor | None = None
         self.refresh()
 
     def refresh(self) -> None:
@@ -170,6 +179,33 @@ class Stash:
             return True
         return all(bool(torch.isfinite(t).all()) for t in tensors)
 
+    def defer(self, k: int, out: torch.Tensor, guard: torch.Tensor | None) -> None:
+        """Stash the state of step ``k`` and add its finiteness to the accumulator, on the
+        device (no host read: :meth:`deferred_finite` reads it)."""
+        i = k & 1
+        tensors = [*self.src, out] if guard is None else [*self.src, out, guard]
+        torch._foreach_copy_(self.views[i], tensors)
+        if self.acc is None or self.zeros is None:
+            self.acc = self.bufs[i].new_zeros(())
+            self.zeros = torch.zeros_like(self.bufs[i])
+        # 0·x = 0 for every finite x (no overflow, unlike a sum) and NaN for NaN or ±inf
+        self.acc.add_(torch.dot(self.bufs[i], self.zeros))
+
+    def deferred_finite(self) -> bool:
+        """Whether every state given to :meth:`defer` since the last call was finite (one host
+        read); the accumulator starts over."""
+        if self.acc is None:
+            return True
+        ok = math.isfinite(self.acc.item())
+        self.acc.zero_()
+        return ok
+
+    def keep(self, k: int) -> None:
+        """Copy θ_k, stashed at step ``k`` and verified, aside into :attr:`kept`."""
+        if self.kept is None:
+            self.kept = torch.empty_like(self.bufs[0][: self.p])
+        self.kept.copy_(self.bufs[k & 1][: self.p])
+
     def theta(self, k: int) -> torch.Tensor:
-        """θ_k as stashed by :meth:`check` at step ``k`` (a copy)."""
+        """θ_k as stashed by :meth:`check` or :meth:`defer` at step ``k`` (a copy)."""
         return self.bufs[k & 1][: self.p].clone()
