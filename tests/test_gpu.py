@@ -184,3 +184,52 @@ def test_gd_loop_on_cuda_syncs_only_where_it_reads_the_guard(
     assert res.status == "completed" and len(marks) == 256
     syncing = [i + 1 for i, n in enumerate(np.diff(marks)) if n]
     assert syncing == [64, 128, 192]
+
+
+# ------------------------------------------------- modular-addition-no-wd on CUDA (issue 15)
+def test_no_wd_loop_on_cuda_syncs_only_where_it_reads_log_loss(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fig. 4's loop in float32 (the step on c·L, then on log L) on CUDA: with the sync debug
+    mode on, no step between two host reads of log L (every 64 steps; records only at the first
+    and last step) synchronizes; the run crosses the switch where the CPU's does and ends at
+    its log L to float32 rounding (a 1e-6 relative change of the initialization moves the CPU's
+    final log L by 4e-5 relative and not its switch step)."""
+    import dataclasses
+    import warnings
+
+    import implicitbias.experiments.modular_no_wd as nowd
+    from implicitbias.experiments import get_config
+    from implicitbias.experiments._no_wd_loop import read_every
+
+    assert read_every(torch.device("cuda")) == 64
+    cfg = dataclasses.replace(
+        get_config("modular-addition-no-wd", "tiny"), dtype="float32", p=11, width=48,
+        steps=400, lr=0.05, switch_log_loss=-1.0, num_evals=2,
+    )  # fmt: skip
+    cpu = nowd.run_no_weight_decay(cfg)
+    marks: list[int] = []
+    real = nowd._descend
+
+    def update(*args: object) -> None:
+        marks.append(len(caught))
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(nowd, "_descend", update)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            cuda = nowd.run_no_weight_decay(cfg, device="cuda")
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert cuda.train_info["status"] == "completed" and len(marks) == 400
+    syncing = [i + 1 for i, n in enumerate(np.diff(marks)) if n]
+    assert syncing == list(range(64, 400, 64))
+    assert 10 < cpu.summary["switch_step"] < 390
+    assert abs(cuda.summary["switch_step"] - cpu.summary["switch_step"]) <= 1
+    for col, rtol in (("log_train_loss", 1e-3), ("theta_norm", 1e-4)):
+        np.testing.assert_allclose(cuda.history[col], cpu.history[col], rtol=rtol, err_msg=col)
+    n = cpu.summary["n_train"]
+    assert float(cpu.history["train_acc"][-1]) > 0.9  # it fitted
+    np.testing.assert_allclose(cuda.history["train_acc"], cpu.history["train_acc"], atol=2.5 / n)

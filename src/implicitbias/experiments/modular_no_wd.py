@@ -24,7 +24,10 @@ The loop is a plain PyTorch loop with :class:`~implicitbias.Monitor` (the traine
 columns) plus ``log_lr_effective`` (log η_k of the last step), ``log_train_loss`` (log L in
 float64, finite where the float32 ``train_loss`` underflows to 0) and ``log_flow_time``
 (log Σ η_k); logs, since η/L outgrows any float once the margins pass ~700. ``t`` and
-``step`` count GD steps (t = η·step with the nominal η).
+``step`` count GD steps (t = η·step with the nominal η). Each step chooses its branch on the
+device; the host reads log L every step on the CPU and every 64 steps (and at records,
+checkpoints, the end and a Ctrl-C) on a GPU, with the same trajectory, divergence included
+(``implicitbias.experiments._no_wd_loop``).
 
 References
 ----------
@@ -37,19 +40,16 @@ arXiv:1906.05890.
 from __future__ import annotations
 
 import math
-import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from implicitbias._progress import Progress
 from implicitbias.dynamics import History, Method, Monitor, log_schedule
 from implicitbias.experiments._common import CheckSpec, RunOutput, measure_checks, torch_dtype
-from implicitbias.experiments._rundir import deferred_sigint
+from implicitbias.experiments._no_wd_loop import LogLossSteps, State, combined, run_loop
 from implicitbias.experiments.configs import NoDecayConfig
 from implicitbias.experiments.data import modular_addition_data
 from implicitbias.experiments.modular_addition import modular_network
@@ -118,10 +118,11 @@ def log_mean_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     d = z - z.gather(1, y.view(-1, 1))
     d = d.scatter(1, y.view(-1, 1), -math.inf)  # the true class is not a margin
     s = torch.logsumexp(d, dim=1)
-    n = z.shape[0]
-    if float(s.detach().max()) >= _TINY:
-        return torch.log(torch.nn.functional.softplus(s).sum()) - math.log(n)
-    return torch.logsumexp(s, dim=0) - math.log(n)
+    # both forms, chosen on the device (no host read); the softplus form, where it is not the
+    # one taken, gets s = 0, so its zero gradient holds no 0·inf (log of an underflowed sum)
+    large = s.detach().max() >= _TINY
+    sums = torch.log(torch.nn.functional.softplus(torch.where(large, s, 0.0)).sum())
+    return torch.where(large, sums, torch.logsumexp(s, dim=0)) - math.log(z.shape[0])
 
 
 def log_effective_lr(
@@ -155,7 +156,9 @@ def log_loss_step(
     """One GD step of the rule, in place: θ ← θ − η_k ∇L(θ) (see the module docstring).
 
     The gradient is that of c·L (log L > s) or of log L (otherwise), taken with step η, which
-    is θ − η_k ∇L exactly.
+    is θ − η_k ∇L exactly. The branch is chosen on the device (the objective
+    ``where(log L > s, c·exp(log L), log L)``, whose gradient is the chosen branch's, bit for
+    bit); the one host read is log L, before the update.
 
     Parameters
     ----------
@@ -172,84 +175,68 @@ def log_loss_step(
         log L(θ_k) before the step and log η_k of the step. A non-finite log L leaves the
         parameters as they were and gives log η_k = NaN.
     """
-    params = [q for q in model.parameters() if q.requires_grad]
-    for q in params:
-        q.grad = None
-    log_loss = log_mean_cross_entropy(model(X), y)
+    log_loss, objective = _objective(
+        model, X, y, lr_factor=lr_factor, switch_log_loss=switch_log_loss
+    )
     value = float(log_loss.detach())
     if not math.isfinite(value):  # leave θ as it is: the caller stops (diverged)
         return value, math.nan
-    if value > switch_log_loss:
-        objective = lr_factor * torch.exp(log_loss)
-    else:
-        objective = log_loss
-    objective.backward()
-    with torch.no_grad():
-        for q in params:
-            if q.grad is not None:
-                q.add_(q.grad, alpha=-lr)
-                q.grad = None
+    _descend(model, objective, lr)
     return value, log_effective_lr(
         value, lr=lr, lr_factor=lr_factor, switch_log_loss=switch_log_loss
     )
 
 
-@dataclass
-class _State:
-    """Where the loop is: steps done, Σ η_k, the last step's log L and η_k, the first step on
-    log L, and the records of the run so far (restored from a checkpoint)."""
-
-    k: int = 0
-    log_flow_time: float = -math.inf
-    log_loss: float = math.nan
-    log_lr_effective: float = math.nan
-    switch_step: float = math.nan
-    history: History = field(default_factory=History)
-
-    def save(self, path: Path, model: torch.nn.Module, monitor: Monitor) -> None:
-        """Write the checkpoint atomically (a temporary file renamed over it)."""
-        rows = _combined(self.history, monitor.history)
-        blob = {
-            "params": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            "k": self.k,
-            "log_flow_time": self.log_flow_time,
-            "log_loss": self.log_loss,
-            "log_lr_effective": self.log_lr_effective,
-            "switch_step": self.switch_step,
-            "columns": rows.columns,
-            "history": rows.to_lists(),
-        }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: Path, model: torch.nn.Module) -> _State:
-        blob = torch.load(path, weights_only=True)
-        model.load_state_dict(blob["params"])
-        hist = History(columns=list(blob["columns"]))
-        data = blob["history"]
-        for i in range(len(data[hist.columns[0]]) if hist.columns else 0):
-            hist.append({c: float(data[c][i]) for c in hist.columns})
-        return cls(
-            int(blob["k"]),
-            float(blob["log_flow_time"]),
-            float(blob["log_loss"]),
-            float(blob["log_lr_effective"]),
-            float(blob["switch_step"]),
-            hist,
-        )
+def _queued_step(
+    model: torch.nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    lr: float,
+    lr_factor: float,
+    switch_log_loss: float,
+) -> torch.Tensor:
+    """:func:`log_loss_step` without its read: the step is queued on the device whatever log L
+    is (a non-finite one makes θ non-finite), and log L(θ_k) is returned as a device scalar."""
+    log_loss, objective = _objective(
+        model, X, y, lr_factor=lr_factor, switch_log_loss=switch_log_loss
+    )
+    _descend(model, objective, lr)
+    return log_loss.detach()
 
 
-def _combined(before: History, after: History) -> History:
-    """The rows of ``before`` followed by those of ``after`` (a resumed run's history)."""
-    if not len(before):
-        return after
-    out = History(columns=before.columns)
-    for part in (before, after):
-        for i in range(len(part)):
-            out.append(part.row(i))
-    return out
+def _objective(
+    model: torch.nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    lr_factor: float,
+    switch_log_loss: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log L, the objective of the step: c·L where log L > s, else log L), on the device.
+
+    The branch not taken gets a zero gradient with no 0·inf: c·exp(log L) is not taken only
+    where log L ≤ s (finite), log L's own gradient is 1.
+    """
+    for q in model.parameters():
+        q.grad = None
+    log_loss = log_mean_cross_entropy(model(X), y)
+    objective = torch.where(log_loss > switch_log_loss, lr_factor * torch.exp(log_loss), log_loss)
+    return log_loss, objective
+
+
+def _descend(model: torch.nn.Module, objective: torch.Tensor, lr: float) -> None:
+    """θ ← θ − η∇(objective) in place on the trainable parameters; their gradients cleared."""
+    objective.backward()
+    params: list[torch.Tensor] = []
+    grads: list[torch.Tensor] = []
+    for q in model.parameters():
+        if q.requires_grad and q.grad is not None:
+            params.append(q)
+            grads.append(q.grad)
+            q.grad = None
+    with torch.no_grad():
+        torch._foreach_add_(params, grads, alpha=-lr)
 
 
 def run_no_weight_decay(
@@ -283,14 +270,15 @@ def run_no_weight_decay(
     yt = torch.as_tensor(data.y_test, device=dev)
     net = modular_network(cfg, seed=seed, dtype=dtype, device=dev)
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
-    state = _State()
+    state = State()
+    times = log_schedule(cfg.steps * cfg.lr, cfg.num_evals, step=cfg.lr)
     if resume and ckpt is not None and ckpt.exists():
-        state = _State.load(ckpt, net)
+        state = State.load(ckpt, net)
         say(f"resuming from step {state.k} of {cfg.steps} ({ckpt})")
+        # the checkpoint holds the record of its own step, if that step is on the schedule
+        times = times[times > (state.k + 0.5) * cfg.lr]
     else:
         say(f"training (gd, step on log L below log L = {cfg.switch_log_loss:g}) ...")
-    times = log_schedule(cfg.steps * cfg.lr, cfg.num_evals, step=cfg.lr)
-    times = times[times > (state.k - 0.5) * cfg.lr] if state.k > 0 else times
 
     def extra(h: Any, t: float) -> dict[str, float]:
         with torch.no_grad():
@@ -303,16 +291,22 @@ def run_no_weight_decay(
 
     def write_log(record: Any) -> None:
         if history_path is not None:
-            _combined(state.history, mon.history).to_csv(history_path)
+            combined(state.history, mon.history).to_csv(history_path)
 
     mon = Monitor(
         net, X, y, loss="cross_entropy", weight_decay=0.0, lr=cfg.lr, eval_times=times,
         alpha=cfg.alpha, degree=2, X_test=Xt, y_test=yt, metrics=extra, sinks=[write_log],
     )  # fmt: skip
+    kw = {"lr": cfg.lr, "lr_factor": cfg.lr_factor, "switch_log_loss": cfg.switch_log_loss}
+    steps = LogLossSteps(
+        exact=lambda: log_loss_step(net, X, y, **kw),
+        queued=lambda: _queued_step(net, X, y, **kw),
+        log_lr=lambda value: log_effective_lr(value, **kw),
+    )
     t0, k0 = time.perf_counter(), state.k
-    status = _loop(cfg, net, X, y, mon, state, ckpt, progress)
+    status = run_loop(cfg, net, mon, state, ckpt, progress, steps)
     wall = time.perf_counter() - t0
-    hist = _combined(state.history, mon.history)
+    hist = combined(state.history, mon.history)
     say(f"  {status} in {wall:.1f} s ({state.k - k0} steps)")
     info = {
         "method": "gd",
@@ -328,52 +322,7 @@ def run_no_weight_decay(
     return RunOutput(name, hist, summary, baselines, "accuracy", math.nan, cfg.lr, info)
 
 
-def _loop(
-    cfg: NoDecayConfig,
-    net: torch.nn.Module,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    mon: Monitor,
-    state: _State,
-    ckpt: Path | None,
-    progress: bool | None,
-) -> str:
-    """Steps ``state.k`` to ``cfg.steps``, monitored; a Ctrl-C checkpoints and re-raises.
-
-    Returns ``"completed"``, or ``"diverged"`` when log L is not finite (the state before that
-    step is recorded).
-    """
-    every = max(1, cfg.steps // 100)
-    bar = Progress(cfg.steps, desc="train (gd, log L)", unit="step", progress=progress)
-    bar.set(state.k)
-    with bar, deferred_sigint() as sigint:
-        mon(state.k, cfg.lr)
-        while state.k < cfg.steps:
-            if sigint.requested:
-                if ckpt is not None:
-                    state.save(ckpt, net, mon)
-                raise KeyboardInterrupt
-            value, log_eta = log_loss_step(
-                net, X, y, lr=cfg.lr, lr_factor=cfg.lr_factor, switch_log_loss=cfg.switch_log_loss
-            )
-            if not math.isfinite(value):
-                mon.record()
-                return "diverged"
-            if value <= cfg.switch_log_loss and not math.isfinite(state.switch_step):
-                state.switch_step = float(state.k)
-            state.k += 1
-            state.log_loss, state.log_lr_effective = value, log_eta
-            state.log_flow_time = float(np.logaddexp(state.log_flow_time, log_eta))
-            mon(state.k, cfg.lr)
-            if state.k % 64 == 0:
-                bar.set(state.k)
-            if ckpt is not None and state.k % every == 0 and state.k < cfg.steps:
-                state.save(ckpt, net, mon)
-        bar.set(state.k)
-    return "completed"
-
-
-def _summary(cfg: NoDecayConfig, hist: History, data: Any, state: _State) -> dict[str, Any]:
+def _summary(cfg: NoDecayConfig, hist: History, data: Any, state: State) -> dict[str, Any]:
     """Milestones (GD steps), the margin before and after the switch, and the checks."""
     steps, train, test = hist["step"], hist["train_acc"], hist["test_acc"]
     margin = hist["normalized_margin"]
