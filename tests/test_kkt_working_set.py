@@ -4,6 +4,7 @@ and as an explicit NNLS over all constraints, on models a researcher would bring
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -453,8 +454,11 @@ def test_working_set_beyond_the_budget_raises_with_the_bytes_needed() -> None:
     with pytest.raises(
         ib.InvalidArgumentError,
         match=r"'memory_budget' argument of kkt_residuals must be at least [\d,]+ bytes",
-    ):
+    ) as err:
         ib.kkt_residuals(net, X, y, nnls_route="working_set", memory_budget=2**20)
+    # where the working set stood: rounds, support and what was still violated
+    assert re.search(r"after \d+ rounds: support [\d,]+, [\d,]+ of 2,100 constraints still "
+                     r"violated", str(err.value))  # fmt: skip
 
 
 def test_tight_budget_evicts_and_still_finds_the_optimum(caplog) -> None:  # noqa: ANN001

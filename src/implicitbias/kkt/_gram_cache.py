@@ -84,14 +84,16 @@ class GramCache:
         """Constraints whose gradients ever entered the Gram (evicted ones included)."""
         return int(self.ever.sum())
 
-    def too_small(self, size: int) -> Exception:
-        """The error for a working set of ``size`` constraints that does not fit the budget."""
+    def too_small(self, size: int, progress: str = "") -> Exception:
+        """The error for a working set of ``size`` constraints that does not fit the budget
+        (``progress``: where the working set stood, for the message)."""
         return fail(
             self.func,
             "memory_budget",
             f"at least {32 * size**2:,} bytes for this problem: the working set must hold "
             f"{size:,} constraints (the multipliers' support and the constraints that would "
-            "enter it), whose float64 Gram with room for its copies needs that much",
+            "enter it), whose float64 Gram with room for its copies needs that much"
+            + (f" ({progress})" if progress else ""),
             f"{self.budget:,}",
             "Raise memory_budget, or check a model closer to a KKT point (its multipliers then "
             "concentrate on fewer constraints).",

@@ -204,7 +204,11 @@ class WorkingSetSolver:
             grow = min(add.size, int(boost * max(MIN_GROWTH, res.support.size)))
             W, x_w = self._make_room(W, res, grow)
             if self.cache.room() == 0:
-                raise self.cache.too_small(W.size + grow)
+                raise self.cache.too_small(
+                    W.size + grow,
+                    f"after {rounds} rounds: support {res.support.size:,}, {add.size:,} of "
+                    f"{self.m:,} constraints still violated",
+                )
             grow = min(grow, self.cache.room())
             W_new = np.concatenate([W, add[:grow].astype(np.int64)])
             W, x0 = self._sorted(W_new, np.concatenate([x_w, np.zeros(grow)]))
