@@ -24,7 +24,11 @@ per-step check (GD is deterministic), so the run ends exactly as it would with t
 every step: ``"diverged"`` at θ_{k−1} of the first non-finite step k — the same k and, on the
 CPU, the same bits (CUDA kernels that are not bitwise deterministic may place it differently)
 — at the cost of at most one window of extra steps, once. ``TrainResult.grad_evals`` does not
-count the replayed steps.
+count the replayed steps. The replay assumes the forward is a function of θ and the data: a
+model with state of its own (dropout, batch norm in training mode, a hook that counts its calls)
+sees the replayed steps again and may diverge elsewhere than with a read every step. An error
+raised from a state the unread window let through (e.g. a hook that refuses non-finite weights)
+also triggers the replay, so the run ends ``"diverged"`` where a per-step read would have.
 
 Interrupts and errors. A Ctrl-C (deferred to a step boundary) reads the guard first: the run
 stops ``"interrupted"`` at a verified θ_k, or ``"diverged"`` as above if the steps since the
@@ -97,81 +101,101 @@ def run_gd(
     exact_from = exact_until = kept = k
     pending = kept_evals = 0
     phase = "top"
-    try:
-        while True:
-            phase = "top"
-            # a Ctrl-C stops the run at a verified step (a replay first reaches its end)
-            stop = run.interrupt.requested and k >= exact_until
-            if k < total_steps and not stop:
-                grads, out, guard = prob.param_gradients()
+    while True:  # once more after an error that an unread divergence caused
+        try:
+            while True:
+                phase = "top"
+                # a Ctrl-C stops the run at a verified step (a replay first reaches its end)
+                stop = run.interrupt.requested and k >= exact_until
+                if k < total_steps and not stop:
+                    grads, out, guard = prob.param_gradients()
+                else:
+                    grads = None
+                    out, guard = prob.current_outputs()
+                if stash is None:
+                    stash = Stash(prob.params, out, guard)
+                evaluated = k == next_eval
+                due = ckpt.path is not None and ckpt.due(k * lr)
+                if every == 1 or k <= exact_until:
+                    if not stash.check(k, out, guard):
+                        if k == start.n_steps:
+                            return "diverged", start
+                        if k > exact_from:
+                            return "diverged", _gd_state(stash.theta(k - 1), k - 1, idx, lr)
+                        assert stash.kept is not None  # a replay failing at once
+                        return "diverged", _gd_state(stash.kept.clone(), k, idx, lr)
+                    verified = True
+                else:
+                    stash.defer(k, out, guard)
+                    pending += 1
+                    verified = stop or evaluated or due or grads is None or pending >= every
+                    if verified:
+                        pending = 0
+                        if not stash.deferred_finite():  # replay the window from θ_kept
+                            assert stash.kept is not None
+                            prob.load(stash.kept)
+                            prob.grad_evals = kept_evals
+                            exact_from, exact_until, k = kept, k, kept
+                            continue
+                if verified and every > 1 and k >= exact_until and grads is not None:
+                    stash.keep(k)  # θ_k is verified: a failing window restarts here
+                    kept, kept_evals = k, prob.grad_evals - 1
+                if stop:
+                    return "interrupted", _gd_state(stash.theta(k), k, idx, lr)
+                if evaluated:
+                    theta_eval = stash.theta(k)
+                    phase = "record"
+                    rec.record(theta_eval, out, k * lr, k, float(k), guard)
+                    if rec.metrics is not None:
+                        prob.load(theta_eval)  # in case the metrics moved the parameters
+                        stash.refresh()
+                    idx += 1
+                    phase = "top"
+                    next_eval = int(eval_steps[idx]) if idx < n_eval else -1
+                    rec.tick(k * lr)
+                if evaluated or due:
+                    state = _gd_state(theta_eval if evaluated else stash.theta(k), k, idx, lr)
+                    ckpt.maybe_save(state, evaluated)
+                if grads is None:
+                    break
+                phase = "update"
+                prob.sgd_step(grads, lr)
+                k += 1
+            # the final state (also when the schedule does not end at the last step)
+            return "completed", _gd_state(stash.theta(k), k, idx, lr)
+        except BaseException as exc:
+            # the live state: θ_k (before the metrics of step k ran, if they raised; the stashed
+            # θ_k if the update was cut short), k steps, idx evaluations — if it is finite
+            if phase == "record":
+                state = _gd_state(theta_eval, k, idx, lr)
             else:
-                grads = None
-                out, guard = prob.current_outputs()
-            if stash is None:
-                stash = Stash(prob.params, out, guard)
-            evaluated = k == next_eval
-            due = ckpt.path is not None and ckpt.due(k * lr)
-            if every == 1 or k <= exact_until:
-                if not stash.check(k, out, guard):
-                    if k == start.n_steps:
-                        return "diverged", start
-                    if k > exact_from:
-                        return "diverged", _gd_state(stash.theta(k - 1), k - 1, idx, lr)
-                    assert stash.kept is not None  # a replay whose first step fails: not on CPU
-                    return "diverged", _gd_state(stash.kept.clone(), k, idx, lr)
-                verified = True
-            else:
-                stash.defer(k, out, guard)
-                pending += 1
-                verified = stop or evaluated or due or grads is None or pending >= every
-                if verified:
-                    pending = 0
-                    if not stash.deferred_finite():  # replay the window from θ_kept
-                        assert stash.kept is not None
+                theta_now = (
+                    stash.theta(k) if phase == "update" and stash is not None else prob.flat()
+                )
+                state = _gd_state(theta_now, k, idx, lr)
+                if not _finite(stash, pending, theta_now):
+                    if (
+                        not isinstance(exc, KeyboardInterrupt)
+                        and every > 1
+                        and k > exact_until
+                        and stash is not None
+                        and stash.kept is not None
+                    ):
+                        # the error came from a state the unread window let through (e.g. a
+                        # hook refusing non-finite weights): replay the window one step at a
+                        # time, which stops "diverged" where a per-step read would, or meets
+                        # the error again from a finite state and raises it
                         prob.load(stash.kept)
                         prob.grad_evals = kept_evals
                         exact_from, exact_until, k = kept, k, kept
+                        pending = 0
                         continue
-            if verified and every > 1 and k >= exact_until and grads is not None:
-                stash.keep(k)  # θ_k is verified: a failing window restarts here
-                kept, kept_evals = k, prob.grad_evals - 1
-            if stop:
-                return "interrupted", _gd_state(stash.theta(k), k, idx, lr)
-            if evaluated:
-                theta_eval = stash.theta(k)
-                phase = "record"
-                rec.record(theta_eval, out, k * lr, k, float(k), guard)
-                if rec.metrics is not None:
-                    prob.load(theta_eval)  # in case the metrics moved the parameters
-                    stash.refresh()
-                idx += 1
-                phase = "top"
-                next_eval = int(eval_steps[idx]) if idx < n_eval else -1
-                rec.tick(k * lr)
-            if evaluated or due:
-                state = _gd_state(theta_eval if evaluated else stash.theta(k), k, idx, lr)
-                ckpt.maybe_save(state, evaluated)
-            if grads is None:
-                break
-            phase = "update"
-            prob.sgd_step(grads, lr)
-            k += 1
-        # the final state (also when the schedule does not end at the last step)
-        return "completed", _gd_state(stash.theta(k), k, idx, lr)
-    except BaseException as exc:
-        # the live state: θ_k (before the metrics of step k ran, if they raised; the stashed
-        # θ_k if the update was cut short), k steps, idx evaluations — if it is finite
-        if phase == "record":
-            state = _gd_state(theta_eval, k, idx, lr)
-        else:
-            theta_now = stash.theta(k) if phase == "update" and stash is not None else prob.flat()
-            state = _gd_state(theta_now, k, idx, lr)
-            if not _finite(stash, pending, theta_now):
-                state = _last_verified(stash, start, k, kept, idx, lr, every)
-        run.committed = state
-        if isinstance(exc, KeyboardInterrupt):
-            return "interrupted", state
-        raise
+                    exact = exact_from < k <= exact_until
+                    state = _last_verified(stash, start, k, kept, idx, lr, 1 if exact else every)
+            run.committed = state
+            if isinstance(exc, KeyboardInterrupt):
+                return "interrupted", state
+            raise
 
 
 def _finite(stash: Stash | None, pending: int, theta: torch.Tensor) -> bool:

@@ -331,7 +331,8 @@ def train(
     stays on the device and is read every 64 steps (and before every record, checkpoint, the
     end and a Ctrl-C); a window that went non-finite is replayed with the check read every
     step, so the run stops at the same step with the same parameters (bit for bit where the
-    kernels are deterministic). On the CPU, where a read costs nothing, it is read every step.
+    kernels are deterministic, and the forward is a function of θ and the data: no dropout or
+    batch-norm statistics). On the CPU, where a read costs nothing, it is read every step.
 
     Examples
     --------

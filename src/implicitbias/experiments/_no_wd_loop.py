@@ -106,7 +106,11 @@ class State:
         self.log_flow_time = float(np.logaddexp(self.log_flow_time, log_eta))
 
     def save(self, path: Path, model: torch.nn.Module, monitor: Monitor) -> None:
-        """Write the checkpoint atomically (a temporary file renamed over it)."""
+        """Write the checkpoint atomically (a temporary file renamed over it); a state with
+        non-finite parameters is not written (a step with a finite log L but a NaN gradient
+        gives one, and the run stops "diverged" at the next step): the last checkpoint stays."""
+        if not all(bool(torch.isfinite(v).all()) for v in model.parameters()):
+            return
         rows = combined(self.history, monitor.history)
         blob = {
             "params": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
