@@ -328,6 +328,49 @@ def test_resume_with_windows_from_a_per_step_checkpoint_of_a_diverging_run(
     _same(again, ref)
 
 
+class _Float64Out(nn.Module):
+    """float32 weights, float64 outputs far beyond float32's range (finite in float64)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l = nn.Linear(3, 1, bias=False)
+        with torch.no_grad():
+            self.l.weight.copy_(torch.tensor([[0.5, -0.2, 0.1]]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l(x).double().squeeze(-1) * 1e250
+
+
+def test_float64_outputs_of_a_float32_net_are_not_mistaken_for_divergence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stash holds the outputs in their own (wider) dtype: no window reads as failed, so
+    K = 8 takes exactly the gradient passes of K = 1 (before: every window replayed, 135 vs
+    64), and θ keeps the parameters' dtype."""
+    calls = [0]
+    real = Problem.param_gradients
+
+    def counted(self: Problem) -> Any:
+        calls[0] += 1
+        return real(self)
+
+    monkeypatch.setattr(Problem, "param_gradients", counted)
+    g = torch.Generator().manual_seed(2)
+    X = torch.randn(10, 3, generator=g)
+    y = torch.sign(_Float64Out()(X)).detach()
+    runs = []
+    for every in (1, 8):
+        _force(monkeypatch, every)
+        calls[0] = 0
+        h = ib.Homogeneous(_Float64Out(), degree=1, check=False)
+        res = train(h, X, y, weight_decay=0.0, lr=1e-3, steps=64, num_evals=2, progress=False)
+        runs.append((res, calls[0]))
+    (ref, passes_1), (res, passes_8) = runs
+    assert ref.status == "completed" and passes_8 == passes_1 == 64
+    _same(res, ref)
+    assert res.model.theta().dtype == torch.float32
+
+
 @pytest.mark.parametrize("every", [3, 64])
 def test_an_error_after_an_unread_divergence_ends_diverged_as_with_a_read_every_step(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, every: int

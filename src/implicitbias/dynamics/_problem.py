@@ -149,7 +149,12 @@ class Stash:
         if guard is not None:
             shapes.append(guard.shape)
         size = sum(math.prod(shape) for shape in shapes)
-        dtype, device = params[0].dtype, params[0].device
+        # θ keeps the parameters' dtype; the buffers take the widest dtype of what they hold,
+        # so float64 outputs of a float32 net do not overflow in the stash
+        self.theta_dtype, device = params[0].dtype, params[0].device
+        dtype = self.theta_dtype
+        for t in [*params, out, *([] if guard is None else [guard])]:
+            dtype = torch.promote_types(dtype, t.dtype)
         self.bufs = [torch.empty(size, dtype=dtype, device=device) for _ in range(2)]
         self.views = []
         for buf in self.bufs:
@@ -203,9 +208,9 @@ class Stash:
     def keep(self, k: int) -> None:
         """Copy θ_k, stashed at step ``k`` and verified, aside into :attr:`kept`."""
         if self.kept is None:
-            self.kept = torch.empty_like(self.bufs[0][: self.p])
+            self.kept = self.bufs[0].new_empty(self.p, dtype=self.theta_dtype)
         self.kept.copy_(self.bufs[k & 1][: self.p])
 
     def theta(self, k: int) -> torch.Tensor:
         """θ_k as stashed by :meth:`check` or :meth:`defer` at step ``k`` (a copy)."""
-        return self.bufs[k & 1][: self.p].clone()
+        return self.bufs[k & 1][: self.p].to(self.theta_dtype, copy=True)
