@@ -18,42 +18,16 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 import implicitbias as ib
+from _guard_common import HostReads as _HostReads
+from _guard_common import force_guard_every as _force
+from _guard_common import one_thread  # noqa: F401  (autouse)
+from _guard_common import same_train_run as _same
 from implicitbias.dynamics import TrainResult, _gd_loop, train
 from implicitbias.dynamics._problem import Problem, Stash
 
 DT = torch.float64
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _force(monkeypatch: pytest.MonkeyPatch, every: int) -> None:
-    """Read the guard every ``every`` steps on the CPU."""
-    monkeypatch.setattr(_gd_loop, "_CPU_GUARD_EVERY", every)
-
-
-def _same(a: TrainResult, b: TrainResult) -> None:
-    """The same run: status, counters, history (but wall time) and θ, bit for bit."""
-    assert (a.status, a.iterations, a.grad_evals, a.t_final, a.interrupted) == (
-        b.status,
-        b.iterations,
-        b.grad_evals,
-        b.t_final,
-        b.interrupted,
-    )
-    assert a.history.columns == b.history.columns and len(a.history) == len(b.history)
-    for c in a.history.columns:
-        if c != "wall_time":
-            np.testing.assert_array_equal(a.history[c], b.history[c], err_msg=c)
-    torch.testing.assert_close(a.model.theta(), b.model.theta(), rtol=0.0, atol=0.0)
 
 
 # ---------------------------------------------------------------------------- problems
@@ -385,22 +359,6 @@ def test_resume_across_windows(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 
 
 # ---------------------------------------------------------------------------- host reads
-_READS = ("item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy", "cpu")
-
-
-class _HostReads(TorchFunctionMode):
-    """Counts the tensor operations that bring a value to the host (on CUDA: a sync)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.n = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in _READS:
-            self.n += 1
-        return func(*args, **(kwargs or {}))
-
-
 def _reads_per_step(monkeypatch: pytest.MonkeyPatch, every: int) -> list[int]:
     """Host reads between two consecutive updates of a 200-step run (2 evaluations)."""
     X, y = _sign_data()

@@ -33,34 +33,14 @@ from torch import nn
 import implicitbias as ib
 import implicitbias.experiments._no_wd_loop as nowd_loop
 import implicitbias.experiments.modular_no_wd as nowd
-from implicitbias.dynamics import TrainResult, _gd_loop, log_schedule, train
+from _guard_common import force_guard_every as _force
+from _guard_common import one_thread  # noqa: F401  (autouse)
+from _guard_common import same_train_run as _same
+from implicitbias.dynamics import TrainResult, log_schedule, train
 from implicitbias.dynamics._problem import Problem
 from implicitbias.experiments import _sweepjobs, get_config
 
 DT = torch.float64
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _force(monkeypatch: pytest.MonkeyPatch, every: int) -> None:
-    monkeypatch.setattr(_gd_loop, "_CPU_GUARD_EVERY", every)
-
-
-def _same(a: TrainResult, b: TrainResult) -> None:
-    """The same run: status, counters, history (but wall time) and θ, bit for bit."""
-    keys = ("status", "iterations", "grad_evals", "t_final", "interrupted")
-    assert [getattr(a, k) for k in keys] == [getattr(b, k) for k in keys]
-    assert a.history.columns == b.history.columns and len(a.history) == len(b.history)
-    for c in a.history.columns:
-        if c != "wall_time":
-            np.testing.assert_array_equal(a.history[c], b.history[c], err_msg=c)
-    torch.testing.assert_close(a.model.theta(), b.model.theta(), rtol=0.0, atol=0.0)
 
 
 def _flat(module: nn.Module) -> torch.Tensor:

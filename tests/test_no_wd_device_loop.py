@@ -20,21 +20,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
 
 import implicitbias.experiments._no_wd_loop as loop
 import implicitbias.experiments.modular_no_wd as nowd
+from _guard_common import HostReads as _HostReads
+from _guard_common import one_thread  # noqa: F401  (autouse)
 from implicitbias.experiments import get_config
 from implicitbias.experiments._common import RunOutput
 from implicitbias.experiments.configs import NoDecayConfig
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _cfg(**over: Any) -> NoDecayConfig:
@@ -241,22 +234,6 @@ def test_exception_inside_a_window_resumes_from_the_last_checkpoint(
 
 
 # ---------------------------------------------------------------------------- host reads
-_READS = ("item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy", "cpu")
-
-
-class _HostReads(TorchFunctionMode):
-    """Counts the tensor operations that bring a value to the host (on CUDA: a sync)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.n = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in _READS:
-            self.n += 1
-        return func(*args, **(kwargs or {}))
-
-
 def _reads_per_step(monkeypatch: pytest.MonkeyPatch, every: int) -> list[int]:
     """Host reads between two consecutive updates of a 200-step run (records at 0 and 200)."""
     _force(monkeypatch, every)

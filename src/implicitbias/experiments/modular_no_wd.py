@@ -52,7 +52,7 @@ from implicitbias.experiments._common import CheckSpec, RunOutput, measure_check
 from implicitbias.experiments._no_wd_loop import LogLossSteps, State, combined, run_loop
 from implicitbias.experiments.configs import NoDecayConfig
 from implicitbias.experiments.data import modular_addition_data
-from implicitbias.experiments.modular_addition import modular_network
+from implicitbias.experiments.modular_addition import MILESTONE_SPECS, modular_network
 from implicitbias.experiments.registry import Experiment, register
 from implicitbias.experiments.sweep_checks import run_metrics
 
@@ -69,17 +69,9 @@ __all__ = [
 _TINY = -30.0
 
 NO_WD_SPECS: dict[str, CheckSpec] = {
-    "memorization_first": (
-        "<=",
-        0.1,
-        "max test accuracy until train accuracy first reaches 100%",
-    ),
-    "delayed_generalization": (
-        ">=",
-        5.0,
-        "first step with test accuracy ≥ 90% / first step with train accuracy 100%",
-    ),
-    "final_test_acc": (">=", 0.9, "final test accuracy"),
+    # the milestones of Fig. 2(a), in GD steps
+    **{k: MILESTONE_SPECS[k] for k in ("memorization_first", "delayed_generalization")},
+    "final_test_acc": MILESTONE_SPECS["final_test_acc"],
     "margin_grows": (
         ">=",
         1.5,
