@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import expit, softmax
 
 from implicitbias._errors import InaccurateSolutionWarning
 from implicitbias.kkt._epsilon import EpsilonForm, Fit, GramForm
+from implicitbias.kkt._gram_cache import GramBudgetError
+from implicitbias.kkt._matrix_free import solve_matrix_free
 from implicitbias.kkt._working_set import WorkingSetForm, make_solver, select_working_set
 from implicitbias.kkt.margins import (
     _check_separating,
@@ -293,10 +295,15 @@ def working_set_fit(
     func: str,
     budget: int,
     chunk_size: int | None,
+    route: NNLSRoute = "working_set",
+    fallback: bool = False,
+    steps: int = 1000,
 ) -> Fit:
-    """The multipliers of the margin problem on the working-set route (no NTK): the same NNLS
-    optimum and near-active restriction as :func:`margin_fit`, touching only the constraints
-    the working sets need (:mod:`._working_set`)."""
+    """The multipliers of the margin problem without the NTK: on the working-set route, the
+    same NNLS optimum and near-active restriction as :func:`margin_fit`, touching only the
+    constraints the working sets need (:mod:`._working_set`); on the matrix-free route (or,
+    with ``fallback``, when the working set outgrows the budget), products only
+    (:mod:`._matrix_free`)."""
     pb = margin_problem(s, func)
     point = s.theta.detach() * pb.scale
     layout = pb.layout
@@ -313,11 +320,23 @@ def working_set_fit(
         func=func,
     )
     u = solver.grads.unit_roundoff
-    mu, eps_min, tau, iterations = select_working_set(
-        solver, pb.tt, accuracy_floor2(u, pb), rtol, ACTIVE_THRESHOLDS
-    )
+    lower = None
+    if route == "working_set":
+        try:
+            mu, eps_min, tau, iterations = select_working_set(
+                solver, pb.tt, accuracy_floor2(u, pb), rtol, ACTIVE_THRESHOLDS
+            )
+        except GramBudgetError:
+            if not fallback:
+                raise
+            route = "matrix_free"
+    if route == "matrix_free":
+        mu, eps_min, lower, tau, iterations = solve_matrix_free(
+            solver, pb.tt, steps=steps, mu0=solver.last_mu
+        )
     form = WorkingSetForm(s, point, pb.tt, pb.b, solver.cache, u, layout.coefficients)
-    return assemble_fit(
-        s, pb, form, mu, eps_min, tau, iterations, weight_decay, loss, "working_set",
+    fit = assemble_fit(
+        s, pb, form, mu, eps_min, tau, iterations, weight_decay, loss, route,
         solver.cache.touched,
-    )
+    )  # fmt: skip
+    return fit if lower is None else replace(fit, epsilon_min_lower=lower)

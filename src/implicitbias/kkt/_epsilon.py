@@ -215,6 +215,7 @@ class Fit:
     table: Callable[[np.ndarray], np.ndarray]
     nnls_route: NNLSRoute  # how the multipliers were found
     constraints_touched: int  # constraints whose gradients entered a Gram
+    epsilon_min_lower: float | None = None  # None: epsilon_min is exact
 
     def slackness(self, m: np.ndarray) -> float | None:
         """``max_c m_c (q_c − 1)`` (complementary slackness); ``None`` for regression."""

@@ -13,10 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from implicitbias._errors import InvalidArgumentError
 from implicitbias._validation import fail
 from implicitbias.kkt._gram_features import GramProvider
 
-__all__ = ["GramCache"]
+__all__ = ["GramBudgetError", "GramCache"]
+
+
+class GramBudgetError(InvalidArgumentError):
+    """The working set's Gram outgrew ``memory_budget`` (``nnls_route="auto"`` then goes on
+    matrix-free)."""
 
 
 class GramCache:
@@ -84,10 +90,10 @@ class GramCache:
         """Constraints whose gradients ever entered the Gram (evicted ones included)."""
         return int(self.ever.sum())
 
-    def too_small(self, size: int, progress: str = "") -> Exception:
+    def too_small(self, size: int, progress: str = "") -> GramBudgetError:
         """The error for a working set of ``size`` constraints that does not fit the budget
         (``progress``: where the working set stood, for the message)."""
-        return fail(
+        err = fail(
             self.func,
             "memory_budget",
             f"at least {32 * size**2:,} bytes for this problem: the working set must hold "
@@ -95,9 +101,10 @@ class GramCache:
             "enter it), whose float64 Gram with room for its copies needs that much"
             + (f" ({progress})" if progress else ""),
             f"{self.budget:,}",
-            "Raise memory_budget, or check a model closer to a KKT point (its multipliers then "
-            "concentrate on fewer constraints).",
+            "Raise memory_budget, use nnls_route='matrix_free' (no Gram), or check a model closer "
+            "to a KKT point (its multipliers then concentrate on fewer constraints).",
         )
+        return GramBudgetError(str(err))
 
     def keep(self, idx: np.ndarray) -> None:
         """Evict every constraint but ``idx`` (a subset of ``T``, whose order is kept)."""

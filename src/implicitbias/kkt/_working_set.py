@@ -136,6 +136,7 @@ class WorkingSetSolver:
         self.coefficients = coefficients
         self.m = int(b.shape[0])
         self.order = np.argsort(slack, kind="stable")
+        self.last_mu: np.ndarray | None = None
 
     def start(self, universe: np.ndarray, guess: np.ndarray | None) -> np.ndarray:
         """The first working set in ``universe``: the touched constraints, slack ≤
@@ -189,6 +190,7 @@ class WorkingSetSolver:
             t1 = time.perf_counter()
             mu = np.zeros(self.m)
             mu[W] = res.solution
+            self.last_mu = mu  # where a fallback to the matrix-free route starts
             excluded = universe.copy()
             excluded[W] = False
             add = self._violated(mu, excluded) if excluded.any() else mu[:0]
@@ -362,8 +364,8 @@ class WorkingSetForm:
     ) -> tuple[float, EpsilonMethod, float]:
         """``(ε, route, floor)`` of ``mu`` (see :meth:`._epsilon.GramForm.epsilon`).
 
-        Multipliers outside the touched set (route (b)) are always evaluated directly; their
-        floor takes the largest touched gradient norm for the others.
+        Multipliers outside the touched set (route (b), the matrix-free route) are always
+        evaluated directly, their floor from the norms of all constraints' gradients.
         """
         S = np.flatnonzero(mu)
         pos = self.cache.pos[S]
@@ -376,9 +378,8 @@ class WorkingSetForm:
             if direct is False or (direct is None and eps_gram >= 1e3 * floor_gram):
                 return eps_gram, "gram", floor_gram
             norms = np.sqrt(np.maximum(diag[pos], 0.0))
-        else:
-            big = float(np.sqrt(max(float(diag.max()), 0.0))) if diag.size else 0.0
-            norms = np.where(pos >= 0, np.sqrt(np.maximum(diag[np.maximum(pos, 0)], 0.0)), big)
+        else:  # outside the touched set: the norms of all constraints (computed once)
+            norms = self.cache.norms()[S]
         eps_d, u_d = _direct_epsilon(self.s, self.point, self.coefficients(mu), chunk_size)
         floor_d = 8 * u_d * (self.norm + float(np.abs(mu[S]) @ norms))
         return eps_d, "direct", floor_d

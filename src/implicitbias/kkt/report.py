@@ -34,9 +34,9 @@ ReportLoss = Literal["logistic", "exponential", "squared"]
 EpsilonMethod = Literal["gram", "direct"]
 #: How the multipliers were found: the dense NTK Gram over all constraints, or the working set
 #: of near-active constraints (checked against all of them; see ``kkt/_working_set.py``).
-NNLSRoute = Literal["dense", "working_set"]
+NNLSRoute = Literal["dense", "working_set", "matrix_free"]
 #: The ``nnls_route=`` option of :func:`~implicitbias.kkt_residuals` (``"auto"``: by memory).
-NNLSRouteOption = Literal["auto", "dense", "working_set"]
+NNLSRouteOption = Literal["auto", "dense", "working_set", "matrix_free"]
 #: The convex problems whose optima certify a model's KKT point (see ``kkt/certificates.py``).
 Surrogate = Literal["l1_max_margin", "l1_interpolation", "min_nuclear_norm"]
 
@@ -85,6 +85,11 @@ class KKTReport(ResultRecord):
         ``max_i max(0, 1 − q_i(θ̃))``, which is ``0.0``: θ̃ is feasible by construction.
     epsilon_min : float
         The smallest ε over all admissible multipliers (the unrestricted NNLS / least squares).
+        On the ``"matrix_free"`` route: the smallest ε found, an upper bound of that minimum.
+    epsilon_min_lower : float
+        A certified lower bound of the smallest ε: equal to ``epsilon_min`` on the routes that
+        solve the NNLS exactly (``"dense"``, ``"working_set"``); on ``"matrix_free"``, the
+        weak-duality bound of its last iterate (``epsilon_min_lower ≤ min ε ≤ epsilon_min``).
     active_threshold : float
         The slack threshold τ of the near-active constraints the multipliers were restricted
         to (``inf``: no restriction).
@@ -122,13 +127,19 @@ class KKTReport(ResultRecord):
         Number of margin constraints (``n``, or ``n(C − 1)`` for multiclass).
     constraints_touched : int
         Constraints whose gradients entered a Gram matrix: ``n_constraints`` on the dense
-        route; on the working-set route, every constraint that was ever in a working set.
-    nnls_route : {"dense", "working_set"}
+        route; on the working-set route, every constraint that was ever in a working set; on
+        the matrix-free route, those of the working set it fell back from (``0`` when asked for
+        directly: it forms no Gram).
+    nnls_route : {"dense", "working_set", "matrix_free"}
         How the multipliers were found: the ``(nC)²`` NTK over all constraints, or the NNLS
         restricted to a working set of near-active constraints, grown until no other
-        constraint can improve ε (the same optimum; see :func:`~implicitbias.kkt_residuals`).
+        constraint can improve ε (the same optimum; see :func:`~implicitbias.kkt_residuals`),
+        or accelerated projected gradient over all constraints with products only (no Gram),
+        stopped when ``[epsilon_min_lower, epsilon_min]`` is within 1e-6 relative or after
+        ``matrix_free_steps`` products.
     iterations : int
-        Active-set changes of the NNLS solves (``0`` for regression: a least-squares solve).
+        Active-set changes of the NNLS solves (``0`` for regression: a least-squares solve);
+        on the matrix-free route, its products (forward-mode passes over the data).
     solve_time : float
         Wall time of the whole check, in seconds.
 
@@ -155,6 +166,7 @@ class KKTReport(ResultRecord):
     smoothed_margin: float | None
     max_violation: float
     epsilon_min: float
+    epsilon_min_lower: float
     active_threshold: float
     epsilon_method: EpsilonMethod
     epsilon_floor: float

@@ -29,6 +29,7 @@ from implicitbias._validation import (
 )
 from implicitbias.kkt._classification import ACTIVE_THRESHOLDS, margin_fit, working_set_fit
 from implicitbias.kkt._epsilon import Fit, ntk, unit_roundoff
+from implicitbias.kkt._matrix_free import DEFAULT_STEPS
 from implicitbias.kkt._regression import regression_fit
 from implicitbias.kkt.certificates import ConvexCertificate, convex_certificate
 from implicitbias.kkt.margins import TaskOption, _prepare, _Setup
@@ -55,6 +56,7 @@ def kkt_residuals(
     chunk_size: int | None = None,
     memory_budget: int | float = DEFAULT_MEMORY_BUDGET,
     nnls_route: NNLSRouteOption = "auto",
+    matrix_free_steps: int = DEFAULT_STEPS,
     progress: bool | None = None,
 ) -> KKTReport:
     r"""(ε, δ)-KKT residuals of a trained ``L``-homogeneous model for its margin problem.
@@ -196,10 +198,14 @@ def kkt_residuals(
         working-set route keeps its Gram within a quarter of the budget (at most
         ``√(budget/32)`` constraints at a time; a support that does not fit raises) and sizes its
         chunks of gradients by the budget (on an accelerator, also by half its free memory).
-    nnls_route : {"auto", "dense", "working_set"}, default "auto"
+    nnls_route : {"auto", "dense", "working_set", "matrix_free"}, default "auto"
         How the multipliers are found: ``"dense"`` (the NTK over all constraints),
-        ``"working_set"`` (see above; classification and multiclass only) or ``"auto"``
-        (dense when it fits ``memory_budget``).
+        ``"working_set"`` or ``"matrix_free"`` (see above; classification and multiclass only)
+        or ``"auto"`` (dense when it fits ``memory_budget``, else the working set, falling back
+        to matrix-free when its support outgrows the budget).
+    matrix_free_steps : int, default 1000
+        Most products (one reverse- and one forward-mode pass over the data each) of the
+        matrix-free route.
     progress : bool, optional
         Progress over the four stages (set-up, multipliers, ε, convex certificate): by default
         a tqdm bar on a terminal or in Jupyter, else an ``INFO`` line of the
@@ -251,12 +257,13 @@ def kkt_residuals(
         func, loss, weight_decay, epsilon_tolerance, direct, certificate, chunk_size
     )
     budget = _check_budget(func, memory_budget, nnls_route)
+    steps = check_int(matrix_free_steps, func, "matrix_free_steps", minimum=1)
     progress = check_progress(progress, func)
     with Progress(4, desc=func, unit="stage", progress=progress) as bar:
         s = _prepare(model, X, y, func, task=task, degree=degree)
         bar.set(1)
         return _certify(s, bar, func, nnls_route, budget, weight_decay, epsilon_tolerance, loss,
-                        direct, certificate, chunk_size, t_start)  # fmt: skip
+                        direct, certificate, chunk_size, t_start, steps)  # fmt: skip
 
 
 def _certify(
@@ -272,10 +279,11 @@ def _certify(
     certificate: bool,
     chunk_size: int | None,
     t_start: float,
+    steps: int,
 ) -> KKTReport:
     """The stages after the set-up: multipliers (2), ε (3), convex certificate (4)."""
     route = _route(s, nnls_route, budget, func)
-    if route == "working_set":
+    if route != "dense":
         fit = working_set_fit(
             s,
             rtol=epsilon_tolerance,
@@ -284,6 +292,9 @@ def _certify(
             func=func,
             budget=budget,
             chunk_size=chunk_size,
+            route=route,
+            fallback=nnls_route == "auto",
+            steps=steps,
         )
     else:
         u_K = unit_roundoff(s.theta.dtype)
@@ -328,7 +339,7 @@ def _check_options(
 
 def _check_budget(func: str, memory_budget: Any, nnls_route: Any) -> int:
     """Validate ``memory_budget`` (bytes) and ``nnls_route``; the budget as an int."""
-    check_choice(nnls_route, func, "nnls_route", ("auto", "dense", "working_set"))
+    check_choice(nnls_route, func, "nnls_route", ("auto", "dense", "working_set", "matrix_free"))
     if isinstance(memory_budget, bool) or not isinstance(
         memory_budget, (int, float, np.integer, np.floating)
     ):
@@ -355,17 +366,17 @@ def dense_bytes(n: int, C: int, m: int) -> int:
 def _route(s: _Setup, option: str, budget: int, func: str) -> NNLSRoute:
     """The route of the multipliers: ``option``, or by memory when ``"auto"``."""
     if s.task == "regression":
-        if option == "working_set":
+        if option in ("working_set", "matrix_free"):
             raise fail(
                 func,
                 "nnls_route",
-                "'auto' or 'dense' for regression (the working set applies to the margin "
-                "problems of classification and multiclass)",
+                "'auto' or 'dense' for regression (the working-set and matrix-free routes "
+                "apply to the margin problems of classification and multiclass)",
                 repr(option),
             )
         return "dense"
     if option != "auto":
-        return "dense" if option == "dense" else "working_set"
+        return option  # type: ignore[return-value]
     m = s.n * (s.C - 1) if s.task == "multiclass" else s.n
     return "dense" if dense_bytes(s.n, s.C, m) <= budget else "working_set"
 
@@ -386,6 +397,13 @@ class _WeightDecayRoute:
             return cls()
         eps, _, _ = fit.form.epsilon(fit.wd_mu, direct=direct, chunk_size=chunk_size)
         return cls(fit.table(fit.wd_mu), eps, fit.form.relative(eps), fit.slackness(fit.wd_mu))
+
+
+def _lower(eps: float, fit: Fit) -> float:
+    """``epsilon_min_lower``: the route's certified bound, else ``epsilon_min`` itself."""
+    if fit.epsilon_min_lower is not None:
+        return fit.epsilon_min_lower
+    return eps if fit.epsilon_min is None else fit.epsilon_min
 
 
 def _report(
@@ -415,6 +433,7 @@ def _report(
         smoothed_margin=fit.smoothed_margin,
         max_violation=fit.max_violation,
         epsilon_min=eps if fit.epsilon_min is None else fit.epsilon_min,
+        epsilon_min_lower=_lower(eps, fit),
         active_threshold=fit.active_threshold,
         epsilon_method=method,
         epsilon_floor=floor,
