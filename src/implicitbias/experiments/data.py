@@ -20,6 +20,7 @@ Induce Grokking*, ICLR 2024, arXiv:2311.18817, Section 3 and Appendix F.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -303,7 +304,9 @@ def large_margin_task(
         return LinearTask("large_margin", d, ref.w_star, seed, gamma, np.arange(d), ref)
     rng = _rng(seed, _STREAM_TARGET)
     w = rng.standard_normal(d)
-    w /= np.linalg.norm(w)
+    # the norm from an exactly rounded sum, not BLAS's dot (whose last bit depends on the
+    # CPU's kernel): the same w* on every machine
+    w /= math.sqrt(math.fsum(w * w))
     return LinearTask("large_margin", d, w, seed, gamma, np.arange(d))
 
 
