@@ -86,6 +86,22 @@ def test_kkt_working_set_route_on_cuda_matches_cpu(task: str) -> None:
     assert cuda.constraints_touched == cpu.constraints_touched
 
 
+def test_kkt_matrix_free_route_on_cuda_matches_cpu() -> None:
+    """Issue 13: the matrix-free route runs its products on CUDA and reaches the CPU's (and
+    the dense route's) ε_min, certified."""
+    net = ib.HomogeneousMLP(6, [32], 5, first_layer_bias=True, seed=3, dtype=DT)
+    X, _ = _data(n=40)
+    y = net(X).detach().argmax(1).numpy()
+    dense = ib.kkt_residuals(net, X, y, nnls_route="dense")
+    cpu = ib.kkt_residuals(net, X, y, nnls_route="matrix_free", matrix_free_steps=5000)
+    cuda = ib.kkt_residuals(net.cuda(), X.cuda(), y, nnls_route="matrix_free",
+                            matrix_free_steps=5000)  # fmt: skip
+    assert cuda.nnls_route == "matrix_free"
+    np.testing.assert_allclose(cuda.epsilon_min, cpu.epsilon_min, rtol=1e-6)
+    np.testing.assert_allclose(cuda.epsilon_min, dense.epsilon_min, rtol=1e-6)
+    assert cuda.epsilon_min_lower <= dense.epsilon_min * (1 + 1e-12)
+
+
 # ---------------------------------------------------------------- the GD loop on CUDA (issue 15)
 def _modular_net(device: str, p: int = 23, width: int = 128):
     """The modular-addition ReLU net (He·2, last layer zeroed) in float32, and its data."""

@@ -124,8 +124,11 @@ def test_auto_falls_back_to_matrix_free_when_the_working_set_outgrows_the_budget
     # 2100 constraints; far from KKT the support alone (~215) outgrows what 1 MiB holds
     net, X, y = _multiclass(seed=0, n=300, C=8, width=128)
     budget = 2**20
-    with pytest.raises(ib.InvalidArgumentError, match="nnls_route='matrix_free'"):
-        ib.kkt_residuals(net, X, y, nnls_route="working_set", memory_budget=budget)
+    for route in ("working_set", "exact"):  # the exact routes raise, saying what would do
+        with pytest.raises(ib.InvalidArgumentError, match="nnls_route='matrix_free'"):
+            ib.kkt_residuals(net, X, y, nnls_route=route, memory_budget=budget)
+    # "exact" is the dense route where that fits
+    assert ib.kkt_residuals(net, X, y, nnls_route="exact").nnls_route == "dense"
     rep = ib.kkt_residuals(net, X, y, memory_budget=budget, matrix_free_steps=5000)
     assert rep.nnls_route == "matrix_free"
     assert rep.constraints_touched > 0  # the working set's, before it fell back

@@ -288,16 +288,18 @@ def _certificate(
     h: Any, X: torch.Tensor, y: torch.Tensor, weight_decay: float, say: Any
 ) -> dict[str, float]:
     """KKT ε_rel and δ of the network's margin problem (one constraint per pair
-    ``(i, j ≠ y_i)``; :func:`kkt_residuals` takes its working-set route at this size); NaN
-    before the training set is separated, or when the working set outgrows the memory
-    budget (said in the log)."""
+    ``(i, j ≠ y_i)``; :func:`kkt_residuals` takes its working-set route at this size, and
+    only an exact route: ``nnls_route="exact"``); NaN before the training set is separated,
+    or when the working set outgrows the memory budget (said in the log)."""
     out = {"kkt_epsilon_rel": math.nan, "kkt_delta": math.nan}
     with torch.no_grad():
         logits = h(X)
     if not bool((logits.argmax(1) == y).all()):
         return out  # the margin problem is only posed at a separating θ
     try:
-        rep = kkt_residuals(h, X, y, task="multiclass", weight_decay=weight_decay)
+        rep = kkt_residuals(
+            h, X, y, task="multiclass", weight_decay=weight_decay, nnls_route="exact"
+        )
     except InvalidArgumentError as exc:
         if "'memory_budget'" not in str(exc):
             raise

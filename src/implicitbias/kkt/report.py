@@ -36,7 +36,7 @@ EpsilonMethod = Literal["gram", "direct"]
 #: of near-active constraints (checked against all of them; see ``kkt/_working_set.py``).
 NNLSRoute = Literal["dense", "working_set", "matrix_free"]
 #: The ``nnls_route=`` option of :func:`~implicitbias.kkt_residuals` (``"auto"``: by memory).
-NNLSRouteOption = Literal["auto", "dense", "working_set", "matrix_free"]
+NNLSRouteOption = Literal["auto", "exact", "dense", "working_set", "matrix_free"]
 #: The convex problems whose optima certify a model's KKT point (see ``kkt/certificates.py``).
 Surrogate = Literal["l1_max_margin", "l1_interpolation", "min_nuclear_norm"]
 

@@ -145,6 +145,18 @@ def kkt_residuals(
     dense route; ``constraints_touched`` reports how many constraints ever entered a Gram
     (the cost follows the constraints that matter, not ``n·C``), ``nnls_route`` which route ran.
 
+    **Matrix-free route (a support too large for any Gram).** When the working set's support
+    outgrows ``memory_budget`` (``"auto"``; ``"exact"`` and ``"working_set"`` raise instead),
+    or with ``nnls_route="matrix_free"``, the NNLS over all constraints is solved with products
+    only (Jacobi-scaled accelerated projected gradient with restarts, conjugate gradients on
+    the current face; memory ``O(m + p)``), warm-started from the working set's last
+    multipliers. A weak-duality bound brackets the minimum:
+    ``epsilon_min_lower ≤ min ε ≤ epsilon_min``. It stops when the bracket is within 1e-6
+    relative, else after ``matrix_free_steps`` products with an
+    :class:`~implicitbias.InaccurateSolutionWarning` that gives the bracket. ε and δ are exact
+    for the reported multipliers (no restriction to near-active constraints is tried on this
+    route: ``active_threshold`` is the largest slack in the support).
+
     **Weight decay (route (b)).** With ``weight_decay=λ`` and the mean loss
     :math:`L_\lambda = \frac1n\sum_i \ell(q_i) + \frac\lambda2\lVert\theta\rVert^2`,
     stationarity gives :math:`\mu_i = q_{\min}^{(L-2)/L} r_i / (n\lambda)`,
@@ -198,11 +210,12 @@ def kkt_residuals(
         working-set route keeps its Gram within a quarter of the budget (at most
         ``√(budget/32)`` constraints at a time; a support that does not fit raises) and sizes its
         chunks of gradients by the budget (on an accelerator, also by half its free memory).
-    nnls_route : {"auto", "dense", "working_set", "matrix_free"}, default "auto"
+    nnls_route : {"auto", "exact", "dense", "working_set", "matrix_free"}, default "auto"
         How the multipliers are found: ``"dense"`` (the NTK over all constraints),
-        ``"working_set"`` or ``"matrix_free"`` (see above; classification and multiclass only)
-        or ``"auto"`` (dense when it fits ``memory_budget``, else the working set, falling back
-        to matrix-free when its support outgrows the budget).
+        ``"working_set"`` or ``"matrix_free"`` (see above; classification and multiclass only),
+        ``"exact"`` (dense when it fits ``memory_budget``, else the working set: the exact
+        NNLS optimum or an error) or ``"auto"`` (as ``"exact"``, falling back to matrix-free
+        when the working set's support outgrows the budget).
     matrix_free_steps : int, default 1000
         Most products (one reverse- and one forward-mode pass over the data each) of the
         matrix-free route.
@@ -339,7 +352,9 @@ def _check_options(
 
 def _check_budget(func: str, memory_budget: Any, nnls_route: Any) -> int:
     """Validate ``memory_budget`` (bytes) and ``nnls_route``; the budget as an int."""
-    check_choice(nnls_route, func, "nnls_route", ("auto", "dense", "working_set", "matrix_free"))
+    check_choice(
+        nnls_route, func, "nnls_route", ("auto", "exact", "dense", "working_set", "matrix_free")
+    )
     if isinstance(memory_budget, bool) or not isinstance(
         memory_budget, (int, float, np.integer, np.floating)
     ):
@@ -375,7 +390,7 @@ def _route(s: _Setup, option: str, budget: int, func: str) -> NNLSRoute:
                 repr(option),
             )
         return "dense"
-    if option != "auto":
+    if option not in ("auto", "exact"):
         return option  # type: ignore[return-value]
     m = s.n * (s.C - 1) if s.task == "multiclass" else s.n
     return "dense" if dense_bytes(s.n, s.C, m) <= budget else "working_set"
