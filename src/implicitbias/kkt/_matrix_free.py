@@ -27,7 +27,8 @@ bounds :math:`\varepsilon_{\min}` from below. With :math:`c = \max_k (d_k + e_k)
 :math:`f^* \ge (f(\mu) + d^\top\mu)/(1 - 2c)` for :math:`c < 1/2`. The larger of the two is
 the lower bound; ``ε(μ)`` itself is the upper one. Both meet at the optimum (``c = 0``,
 :math:`\langle r^*, \tilde\theta\rangle = \lVert r^*\rVert^2`). The solve stops when the
-bracket is within ``rtol`` or after ``steps`` products.
+bracket is within ``rtol`` (or would be in exact arithmetic: only the products' rounding keeps
+it open) or after ``steps`` products.
 
 References
 ----------
@@ -70,6 +71,9 @@ POWER_STEPS = 20
 POWER_SAFETY = 1.1
 
 _EPS = float(np.finfo(np.float64).eps)
+#: Relative error allowed for a float64 sum of squares or dot product over ``p`` entries
+#: (pairwise summation: about ``log2(p)·ε``; 64ε covers ``p`` up to ``2⁶⁴``).
+REDUCTION_ERROR = 64 * _EPS
 LOG = logging.getLogger("implicitbias.kkt")
 
 
@@ -137,21 +141,35 @@ def lower_bound(
     r_theta: float,
     d: np.ndarray,
     err: np.ndarray,
+    *,
+    rounding: bool = True,
 ) -> float:
-    """A certified lower bound of ``ε_min²`` from ``μ ≥ 0`` (see the module docstring).
+    """A certified lower bound of ``ε_min²`` from any ``μ`` (see the module docstring).
 
-    ``eps2 = ‖r‖²``, ``r_theta = ⟨r, θ̃⟩``, ``d = G r`` and ``err`` its rounding bound.
+    ``eps2 = ‖r‖²``, ``r_theta = ⟨r, θ̃⟩``, ``d = G r`` and ``err`` its rounding bound. The
+    scalars ``tt``, ``eps2`` and ``r_theta`` are float64 reductions, each taken to carry a
+    relative error of at most ``REDUCTION_ERROR``; the two formulas, which cancel terms of
+    size ``‖θ̃‖²``, are lowered by what that error can do to them. ``0`` is always a bound.
+    ``rounding=False`` drops both allowances: the bound in exact arithmetic, which tells when
+    only rounding keeps the bracket open.
     """
+    if not rounding:
+        err = np.zeros_like(d)
     c = max(0.0, float(np.max((d + err) / b))) if b.size else 0.0
+    e = REDUCTION_ERROR if rounding else 0.0
     best = 0.0
+    # weak duality at κ(r − cθ̃): ⟨u, θ̃⟩² / ‖u‖², numerator lowered and denominator raised
     u_theta = r_theta - c * tt
+    u_theta -= e * (abs(r_theta) + c * tt)
     u_sq = eps2 - 2.0 * c * r_theta + c * c * tt
+    u_sq += e * (eps2 + 2.0 * c * abs(r_theta) + c * c * tt)
     if u_theta > 0 and u_sq > 0:
         best = u_theta * u_theta / u_sq
-    if c < 0.5:
-        f = 0.5 * (eps2 - tt)
+    if c < 0.5:  # convexity: f* ≥ (f + dᵀμ)/(1 − 2c)
+        f = 0.5 * (eps2 - tt) - 0.5 * e * (eps2 + tt)
         dmu = float(d @ mu) - float(err @ np.abs(mu))
-        best = max(best, tt + 2.0 * (f + dmu) / (1.0 - 2.0 * c))
+        dmu -= e * float(np.abs(d) @ np.abs(mu))
+        best = max(best, tt * (1.0 - e) + 2.0 * (f + dmu) / (1.0 - 2.0 * c))
     return max(best, 0.0)
 
 
@@ -196,7 +214,8 @@ def matrix_free_nnls(
     # budget spends at most a fifth on Λ (an underestimate is caught below)
     sq = np.asarray(norms, dtype=np.float64) ** 2
     pre = np.divide(1.0, sq, out=np.zeros(m), where=sq > 0)
-    lam = _lambda_max(prod, pre, min(POWER_STEPS, max(1, steps // 5))) * POWER_SAFETY
+    n_power = min(POWER_STEPS, max(1, steps // 5)) if steps > 1 else 0
+    lam = _lambda_max(prod, pre, n_power) * POWER_SAFETY if n_power else math.inf
     if not lam > 0:  # every gradient is zero: μ = 0 is optimal, ε = ‖θ̃‖
         return MatrixFreeResult(np.zeros(m), math.sqrt(tt), math.sqrt(tt), prod.count, "optimal",
                                 time.perf_counter() - t_start)  # fmt: skip
@@ -205,12 +224,21 @@ def matrix_free_nnls(
         r = prod.residual(x)
         return r, _sq(r)
 
+    ideal2 = 0.0  # the largest bound in exact arithmetic (for the stopping rule only)
+
     def bracket(x: np.ndarray, r: torch.Tensor, eps2: float) -> float:
+        nonlocal ideal2
         d = prod.directional(r)
         scale = math.sqrt(tt) + float(np.abs(x) @ norms)
         err = 4.0 * u * norms * (scale + math.sqrt(eps2))
         r_theta = float(torch.dot(r.to(torch.float64), theta.to(torch.float64)))
+        ideal2 = max(ideal2, lower_bound(tt, b, x, eps2, r_theta, d, err, rounding=False))
         return lower_bound(tt, b, x, eps2, r_theta, d, err)
+
+    def closed(eps2: float) -> bool:
+        """The bracket is within ``rtol``, or would be but for rounding."""
+        eps = math.sqrt(eps2)
+        return eps - math.sqrt(max(lower2, ideal2)) <= rtol * eps
 
     mu = np.zeros(m) if mu0 is None else np.maximum(np.asarray(mu0, dtype=np.float64), 0.0)
     r_mu, e_mu = state(mu)
@@ -266,14 +294,14 @@ def matrix_free_nnls(
                 "matrix-free NNLS: %d products, ε %.6g, lower %.6g, support %d",
                 prod.count, math.sqrt(best[1]), math.sqrt(lower2), np.count_nonzero(best[0]),
             )  # fmt: skip
-            if math.sqrt(best[1]) - math.sqrt(lower2) <= rtol * math.sqrt(best[1]):
+            if closed(best[1]):
                 status = "optimal"
                 break
     mu, e_mu, r_mu = best
     if status != "optimal":
         low = bracket(mu, r_mu, e_mu)
         lower2 = max(lower2, low)
-        if math.sqrt(e_mu) - math.sqrt(lower2) <= rtol * math.sqrt(e_mu):
+        if closed(e_mu):
             status = "optimal"
     eps = math.sqrt(e_mu)
     return MatrixFreeResult(mu, eps, min(eps, math.sqrt(lower2)), prod.count, status,

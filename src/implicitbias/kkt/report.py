@@ -135,7 +135,8 @@ class KKTReport(ResultRecord):
         restricted to a working set of near-active constraints, grown until no other
         constraint can improve ε (the same optimum; see :func:`~implicitbias.kkt_residuals`),
         or accelerated projected gradient over all constraints with products only (no Gram),
-        stopped when ``[epsilon_min_lower, epsilon_min]`` is within 1e-6 relative or after
+        stopped when ``[epsilon_min_lower, epsilon_min]`` is within 1e-6 relative (or as close
+        as rounding lets it be certified) or after
         ``matrix_free_steps`` products.
     iterations : int
         Active-set changes of the NNLS solves (``0`` for regression: a least-squares solve);

@@ -152,7 +152,7 @@ def kkt_residuals(
     the current face; memory ``O(m + p)``), warm-started from the working set's last
     multipliers. A weak-duality bound brackets the minimum:
     ``epsilon_min_lower ≤ min ε ≤ epsilon_min``. It stops when the bracket is within 1e-6
-    relative, else after ``matrix_free_steps`` products with an
+    relative (or as close as the rounding of the products lets it be certified), else after ``matrix_free_steps`` products with an
     :class:`~implicitbias.InaccurateSolutionWarning` that gives the bracket. ε and δ are exact
     for the reported multipliers (no restriction to near-active constraints is tried on this
     route: ``active_threshold`` is the largest slack in the support).
