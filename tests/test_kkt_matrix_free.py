@@ -12,38 +12,8 @@ import torch
 
 import implicitbias as ib
 from implicitbias.kkt._matrix_free import lower_bound
+from test_kkt_matrix_free_adversarial import _residual as _direct_epsilon
 from test_kkt_working_set import F64, RTOL, _binary, _multiclass, explicit_eps_min
-
-
-def _direct_epsilon(model: torch.nn.Module, X: torch.Tensor, y: np.ndarray, rep) -> float:  # noqa: ANN001
-    """‖θ̃ − Σ μ_k ∇q_k(θ̃)‖ of the reported multipliers, by plain autograd."""
-    h = ib.Homogeneous(model, example_input=X)
-    theta = h.theta().detach().to(F64)
-    point = theta / rep.q_min ** (1.0 / h.degree)
-    params = [p for p in model.parameters() if p.requires_grad]
-    saved = [p.detach().clone() for p in params]
-    try:
-        with torch.no_grad():
-            offset = 0
-            for p in params:
-                p.copy_(point[offset : offset + p.numel()].reshape(p.shape).to(p.dtype))
-                offset += p.numel()
-        out = model(X)
-        mu = torch.as_tensor(rep.multipliers, dtype=out.dtype)
-        if out.ndim == 2 and out.shape[1] > 1:
-            yy = torch.as_tensor(y)
-            coef = -mu
-            coef[torch.arange(len(yy)), yy] = mu.sum(1)
-        else:
-            coef = (mu * torch.as_tensor(y, dtype=out.dtype)).reshape(out.shape)
-        val = (out * coef).sum()
-        grads = torch.autograd.grad(val, params)
-        g = torch.cat([gr.reshape(-1) for gr in grads]).to(F64)
-    finally:
-        with torch.no_grad():
-            for p, s in zip(params, saved):
-                p.copy_(s)
-    return float(torch.linalg.norm(point - g))
 
 
 # --------------------------------------------------------------------------- closed form
