@@ -152,7 +152,8 @@ def kkt_residuals(
     the current face; memory ``O(m + p)``), warm-started from the working set's last
     multipliers. A weak-duality bound brackets the minimum:
     ``epsilon_min_lower ≤ min ε ≤ epsilon_min``. It stops when the bracket is within 1e-6
-    relative (or as close as the rounding of the products lets it be certified), else after ``matrix_free_steps`` products with an
+    relative (or as close as the rounding of the products lets it be certified), else after
+    ``matrix_free_steps`` products with an
     :class:`~implicitbias.InaccurateSolutionWarning` that gives the bracket. ε and δ are exact
     for the reported multipliers (no restriction to near-active constraints is tried on this
     route: ``active_threshold`` is the largest slack in the support).
@@ -208,7 +209,8 @@ def kkt_residuals(
         Bytes the multipliers may use, at least ``2**20``. The dense route runs when its
         estimate, about ``8·(3(nC)² + 5m²)`` bytes for ``m`` constraints, fits; the
         working-set route keeps its Gram within a quarter of the budget (at most
-        ``√(budget/32)`` constraints at a time; a support that does not fit raises) and sizes its
+        ``√(budget/32)`` constraints at a time; a support that does not fit raises on the exact
+        routes, and ``"auto"`` goes on matrix-free) and sizes its
         chunks of gradients by the budget (on an accelerator, also by half its free memory).
     nnls_route : {"auto", "exact", "dense", "working_set", "matrix_free"}, default "auto"
         How the multipliers are found: ``"dense"`` (the NTK over all constraints),
@@ -236,7 +238,8 @@ def kkt_residuals(
         If a training point is misclassified (``q_min ≤ 0``; the message gives the count),
         labels are not ±1 / classes, lengths differ, or inputs contain NaN; or if the model
         names a convex surrogate unknown for its task; or if the working set outgrows
-        ``memory_budget`` (the message gives the bytes it needs).
+        ``memory_budget`` on ``nnls_route="exact"`` or ``"working_set"`` (the message gives the
+        bytes it needs).
 
     Examples
     --------
