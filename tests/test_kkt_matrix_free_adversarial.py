@@ -529,15 +529,20 @@ def test_frozen_parameter_is_not_a_variable() -> None:
     np.testing.assert_allclose(run.rep.wd_epsilon, dense.wd_epsilon, rtol=1e-6)
 
 
-def test_embedding_model_with_integer_inputs_and_tensor_labels() -> None:
-    """Token pairs through an nn.Embedding (integer X), flattened into a ReLU MLP (degree 3);
-    labels as a torch tensor."""
-    torch.manual_seed(20)
+def _embedding_net(vocab: int, dim: int, width: int, C: int, n: int, seed: int) -> tuple:
+    """Token pairs through an nn.Embedding (integer X), flattened into a bias-free ReLU MLP
+    (degree 3), and ``n`` random pairs."""
+    torch.manual_seed(seed)
     net = nn.Sequential(
-        nn.Embedding(5, 3), nn.Flatten(), nn.Linear(6, 8, bias=False), nn.ReLU(),
-        nn.Linear(8, 4, bias=False),
+        nn.Embedding(vocab, dim), nn.Flatten(), nn.Linear(2 * dim, width, bias=False), nn.ReLU(),
+        nn.Linear(width, C, bias=False),
     ).to(F64)  # fmt: skip
-    X = torch.randint(0, 5, (9, 2), generator=_gen(21))
+    return net, torch.randint(0, vocab, (n, 2), generator=_gen(seed + 1))
+
+
+def test_embedding_model_with_integer_inputs_and_tensor_labels() -> None:
+    """An nn.Embedding model on integer inputs; labels as a torch tensor."""
+    net, X = _embedding_net(5, 3, 8, 4, 9, seed=20)
     y = torch.as_tensor(_labels(net, X))
     run, _ = _check_all(net, X, y, steps=3000)
     assert run.rep.degree == 3 and not run.warned
@@ -605,12 +610,7 @@ def _budget_cases() -> list[tuple[str, Any]]:
         return net, X, _labels(net, X)
 
     def embedding() -> tuple:
-        torch.manual_seed(28)
-        net = nn.Sequential(
-            nn.Embedding(4, 2), nn.Flatten(), nn.Linear(4, 6, bias=False), nn.ReLU(),
-            nn.Linear(6, 3, bias=False),
-        ).to(F64)  # fmt: skip
-        X = torch.randint(0, 4, (6, 2), generator=_gen(29))
+        net, X = _embedding_net(4, 2, 6, 3, 6, seed=28)
         return net, X, _labels(net, X)
 
     def near() -> tuple:
